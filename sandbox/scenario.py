@@ -1,0 +1,137 @@
+"""Scripted paper-exchange scenarios: hand-written signals and fills, same files and ground truth.
+
+Tests use them to pin exact situations (SPEC §4.4's worked example, over-closes,
+liquidations …) that a random simulation only hits by chance.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from sandbox.account import AccountSummary, PaperAccount
+from sandbox.books import Link, SignalInfo
+from sandbox.jsonl import Number
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def D(x) -> Decimal:
+    return x if isinstance(x, Decimal) else Decimal(str(x))
+
+
+class Scenario:
+    """A replay directory built step by step; times are seconds after ``start_ms``."""
+
+    def __init__(self, out_dir: Path, mode: str = "hedge", account_id: str = "default", start_ms: int = T0):
+        self.account = PaperAccount(out_dir, account_id, mode)
+        self.start_ms = start_ms
+        self.marks: dict[str, Decimal] = {}
+        self.sides: dict[str, str] = {}
+
+    def at(self, seconds: float) -> int:
+        return self.start_ms + int(seconds * 1000)
+
+    def signal(
+        self,
+        signal_id: str,
+        strategy_id: str,
+        symbol: str,
+        action: str,
+        quantity=None,
+        *,
+        at: float,
+        price=None,
+        take_profit=None,
+        stop_loss=None,
+        take_profit_pct=None,
+        stop_loss_pct=None,
+    ) -> None:
+        rec: dict = {"signal_id": signal_id, "strategy_id": strategy_id, "symbol": symbol, "action": action}
+        for name, value in (
+            ("quantity", quantity),
+            ("price", price),
+            ("take_profit", take_profit),
+            ("stop_loss", stop_loss),
+            ("take_profit_pct", take_profit_pct),
+            ("stop_loss_pct", stop_loss_pct),
+        ):
+            if value is not None:
+                rec[name] = Number(str(value))
+        rec["timestamp"] = self.at(at)
+        info = None
+        if action in ("buy", "sell"):
+            info = SignalInfo(
+                signal_id,
+                strategy_id,
+                self.account.account_id,
+                symbol,
+                "LONG" if action == "buy" else "SHORT",
+                None if take_profit is None else D(take_profit),
+                None if stop_loss is None else D(stop_loss),
+                None if take_profit_pct is None else D(take_profit_pct),
+                None if stop_loss_pct is None else D(stop_loss_pct),
+            )
+        if info is not None:
+            self.sides[signal_id] = info.side
+        self.account.add_signal(rec, info)
+
+    def trade(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        fills: list[tuple] | tuple,
+        *,
+        at: float,
+        position_side: str | None = None,
+        order_type: str = "MARKET",
+        maker: bool = False,
+        link: Link | None = None,
+    ) -> int:
+        """One order filled by ``fills`` = [(qty, price), …]; returns its orderId. The link follows §3.3."""
+        if isinstance(fills, tuple):
+            fills = [fills]
+        order_id = self.account.new_order_id(symbol)
+        resolved = link or self.account.link_for(client_order_id, order_id)
+        if position_side is None and self.account.mode == "one_way":
+            position_side = "BOTH"
+        elif position_side is None:
+            # hedge mode: a linked order trades its position's key; anything else opens by side
+            position_side = self.sides.get(resolved.strategy_position_id or "") or (
+                "LONG" if side == "BUY" else "SHORT"
+            )
+        total = sum((D(q) for q, _ in fills), Decimal(0))
+        t = self.at(at)
+        order = self.account.place_order(
+            symbol, side, position_side, order_type, total, client_order_id, t, link=resolved, order_id=order_id
+        )
+        for i, (q, p) in enumerate(fills):
+            self.account.fill(order, D(q), D(p), t + i, maker=maker)
+            self.marks[symbol] = D(p)
+        self.account.finish_order(order, "FILLED", t + len(fills))
+        return order.order_id
+
+    def link(self, signal_id: str, role: str, *, order_id=None, client_order_id=None) -> None:
+        self.account.add_link(signal_id, role, order_id=order_id, client_order_id=client_order_id)
+
+    def funding(self, symbol: str, rate, mark, *, at: float) -> Decimal:
+        return self.account.funding(symbol, D(rate), D(mark), self.at(at))
+
+    def finish(self, marks: dict[str, object] | None = None, *, at: float | None = None) -> AccountSummary:
+        final = {**self.marks, **{k: D(v) for k, v in (marks or {}).items()}}
+        t = self.at(at) if at is not None else self.at(10**6)
+        self.account.snapshot(t, final)
+        return self.account.close(final)
+
+
+def worked_example(out_dir: Path) -> AccountSummary:
+    """SPEC §4.4: A and B share BTCUSDT_LONG; each closes with its own take-profit."""
+    s = Scenario(out_dir, mode="hedge")
+    s.signal("A1", "strat_a", "BTCUSDT", "buy", "0.001", at=0, price="45000", take_profit="48000")
+    s.trade("A1-en", "BTCUSDT", "BUY", ("0.001", "45000"), at=1)
+    s.signal("B1", "strat_b", "BTCUSDT", "buy", "0.002", at=10, price="46000", take_profit="49000")
+    s.trade("B1-en", "BTCUSDT", "BUY", ("0.002", "46000"), at=11)
+    s.trade("A1-tp", "BTCUSDT", "SELL", ("0.001", "48000"), at=100)
+    s.trade("B1-tp", "BTCUSDT", "SELL", ("0.002", "49000"), at=200)
+    return s.finish({"BTCUSDT": "49000"}, at=300)

@@ -1,0 +1,94 @@
+"""Independent re-derivations used by the sandbox tests (deliberately not importing sandbox code).
+
+They re-read the replay files written by the paper exchange and recompute Binance's
+accounting and the §3.3 links from scratch, so a bug in the simulator cannot hide
+behind itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from pathlib import Path
+
+WIDE = Context(prec=80, rounding=ROUND_HALF_UP)
+
+
+def load(path: Path, name: str) -> list[dict]:
+    f = path / name
+    if not f.exists():
+        return []
+    with open(f, encoding="utf-8") as fh:
+        return [json.loads(line, parse_float=Decimal) for line in fh if line.strip()]
+
+
+def latest_versions(rows: list[dict], key: str, stamp: str) -> dict:
+    out: dict = {}
+    for r in rows:
+        if r[key] not in out or r[stamp] >= out[r[key]][stamp]:
+            out[r[key]] = r
+    return out
+
+
+def replay_binance(trades: list[dict]):
+    """Yield (trade, key, signed qty after, avg after, recomputed realizedPnl) in (time, id) order."""
+    state: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    with localcontext(WIDE):
+        for t in sorted(trades, key=lambda t: (t["symbol"], t["time"], t["id"])):
+            key = f"{t['symbol']}_{t['positionSide']}"
+            qty, avg = state[key]
+            q = Decimal(t["qty"]) * (1 if t["side"] == "BUY" else -1)
+            p = Decimal(t["price"])
+            pnl = Decimal(0)
+            while q != 0:
+                if qty == 0 or (qty > 0) == (q > 0):
+                    new = qty + q
+                    avg = ((abs(qty) * avg + abs(q) * p) / abs(new)).quantize(Decimal("1e-18")) if qty else p
+                    qty, q = new, Decimal(0)
+                else:
+                    closing = min(abs(q), abs(qty))
+                    direction = 1 if qty > 0 else -1
+                    pnl += (p - avg) * closing * direction
+                    qty -= closing * direction
+                    q += closing * direction
+                    if qty == 0:
+                        avg = Decimal(0)
+            state[key] = [qty, avg]
+            yield t, key, qty, avg, pnl.quantize(Decimal("1e-8"))
+
+
+def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
+    """(symbol, orderId) -> (signal_id, role) by SPEC §3.3 rules, from the files alone."""
+    signals = {s.get("signal_id", s.get("id")) for s in load(path, "signals.jsonl")}
+    by_order, by_client = {}, {}
+    for link in load(path, "order_links.jsonl"):
+        if "order_id" in link:
+            by_order[int(link["order_id"])] = (link["signal_id"], link["role"])
+        if "client_order_id" in link:
+            by_client[link["client_order_id"]] = (link["signal_id"], link["role"])
+    codes = {"en": "entry", "tp": "take_profit", "sl": "stop_loss", "cl": "close"}
+
+    def by_convention(cid: str):
+        sid, dash, code = cid.rpartition("-")
+        if dash and code in codes and sid in signals:
+            return sid, codes[code]
+        return None
+
+    algo_links = {}
+    for a in latest_versions(load(path, "futures_algo_orders.jsonl"), "algoId", "updateTime").values():
+        if a["actualOrderId"]:
+            found = by_client.get(a["clientAlgoId"]) or by_convention(a["clientAlgoId"])
+            if found:
+                algo_links[int(a["actualOrderId"])] = found
+    out = {}
+    for o in latest_versions(load(path, "futures_orders.jsonl"), "orderId", "updateTime").values():
+        cid = o["clientOrderId"]
+        link = by_order.get(o["orderId"]) or by_client.get(cid) or by_convention(cid) or algo_links.get(o["orderId"])
+        if link is None:
+            if cid.startswith(("autoclose-", "adl_autoclose", "settlement_autoclose-")):
+                link = (None, "liquidation")
+            else:
+                link = (None, "unlinked")
+        out[(o["symbol"], o["orderId"])] = link
+    return out
