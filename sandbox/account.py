@@ -162,7 +162,9 @@ class AlgoOrder:
             "triggerTime": self.trigger_time,
             "actualOrderId": str(o.order_id) if o else "",
             "executedQty": dec(o.executed) if o else "0",
-            "avgPrice": dec((o.cum_quote / o.executed).quantize(Decimal("1e-8"))) if o and o.executed else "0",
+            "avgPrice": dec((o.cum_quote / o.executed).quantize(Decimal("1e-8")))
+            if o and o.executed
+            else "0",
         }
 
 
@@ -231,7 +233,9 @@ class PaperAccount:
         if info is not None:
             self.books.register_signal(info)
 
-    def add_link(self, signal_id: str, role: str, *, order_id: int | None = None, client_order_id: str | None = None):
+    def add_link(
+        self, signal_id: str, role: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ):
         """An explicit order link (SPEC §3.3 rule 1), written to order_links.jsonl."""
         link = Link(signal_id, role)
         rec: dict = {}
@@ -310,7 +314,9 @@ class PaperAccount:
             else:
                 commission, asset = q8(notional * rate), "USDT"
         trade_id = self._trade_id(order.symbol)
-        fill = Fill(order.symbol, trade_id, order.side, order.position_side, price, qty, commission, asset, time)
+        fill = Fill(
+            order.symbol, trade_id, order.side, order.position_side, price, qty, commission, asset, time
+        )
         _, realized = self.books.on_fill(fill, order.link)
         order.executed += qty
         order.cum_quote += notional
@@ -360,7 +366,16 @@ class PaperAccount:
     ) -> AlgoOrder:
         self._next_algo += 1
         algo = AlgoOrder(
-            self._next_algo, symbol, client_algo_id, order_type, side, position_side, qty, trigger_price, time, link
+            self._next_algo,
+            symbol,
+            client_algo_id,
+            order_type,
+            side,
+            position_side,
+            qty,
+            trigger_price,
+            time,
+            link,
         )
         self.w["algo_orders"].write(algo.record())
         return algo

@@ -22,6 +22,7 @@ Output is streamed; memory stays flat in the number of fills.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import string
@@ -71,7 +72,7 @@ class GenerateConfig:
     # mean minutes between new positions per (strategy, symbol); sets the volume
     entry_every_minutes: float = 45.0
     manual_per_symbol_day: float = 1.5
-    liquidations_per_key_day: float = 0.12
+    liquidations_per_key_day: float = 0.3
     progress: Callable[[int, int], None] | None = None
 
     def validate(self) -> None:
@@ -189,7 +190,7 @@ class Simulation:
         self.positions: list[SimPosition] = []
         self.clock = _Clock()
         self.start_ms = int(self.cfg.start.timestamp() * 1000)
-        self.minutes = int(round(self.cfg.days * 1440))
+        self.minutes = round(self.cfg.days * 1440)
         self.manual_seq = 0
         # fees are paid in BNB during one stretch of the run (the account toggled "BNB burn")
         self.bnb_from = self.minutes * 2 // 7
@@ -226,7 +227,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ helpers
     def _round_price(self, inst: Instrument, price: Decimal) -> Decimal:
-        return max(inst.tick_size, (price / inst.tick_size).quantize(Decimal(1), ROUND_HALF_UP) * inst.tick_size)
+        return max(
+            inst.tick_size, (price / inst.tick_size).quantize(Decimal(1), ROUND_HALF_UP) * inst.tick_size
+        )
 
     def _round_qty(self, inst: Instrument, qty: Decimal) -> Decimal:
         return (qty / inst.step_size).quantize(Decimal(1), ROUND_DOWN) * inst.step_size
@@ -252,7 +255,9 @@ class Simulation:
         kp = self.account.keys.get(f"{symbol}_{key_side}")
         return abs(kp.qty) if kp else Decimal(0)
 
-    def _place(self, pos: SimPosition, role: str, side: str, order_type: str, qty: Decimal, t: int, **kw) -> Order:
+    def _place(
+        self, pos: SimPosition, role: str, side: str, order_type: str, qty: Decimal, t: int, **kw
+    ) -> Order:
         """An order of a strategy position, linked the way its strategy links orders."""
         code = {"entry": "en", "take_profit": "tp", "stop_loss": "sl", "close": "cl"}[role]
         symbol = pos.inst.symbol
@@ -283,7 +288,7 @@ class Simulation:
         bounds = [0, *cuts, steps]
         worse = 1 if order.side == "BUY" else -1
         p = self._round_price(inst, price + worse * inst.tick_size * self.rng.randint(0, 2))
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in itertools.pairwise(bounds):
             self.account.fill(order, inst.step_size * (b - a), p, t)
             p = self._round_price(inst, p + worse * inst.tick_size)
 
@@ -328,10 +333,17 @@ class Simulation:
         rec["confidence"] = Number(f"{rng.uniform(0.5, 0.99):.2f}")
         rec["strategy"] = strategy.strategy_id.replace("_", " ").title()
         rec["timeframe"] = rng.choice(TIMEFRAMES)
-        rec["metadata"] = {"model_version": f"v{1 + strategy.seq % 3}", "regime": rng.choice(("trend", "chop"))}
-        info = SignalInfo(sid, strategy.strategy_id, self.cfg.account_id, inst.symbol, side, tp_abs, sl_abs, tp_pct, sl_pct)
+        rec["metadata"] = {
+            "model_version": f"v{1 + strategy.seq % 3}",
+            "regime": rng.choice(("trend", "chop")),
+        }
+        info = SignalInfo(
+            sid, strategy.strategy_id, self.cfg.account_id, inst.symbol, side, tp_abs, sl_abs, tp_pct, sl_pct
+        )
         self.account.add_signal(rec, info)
-        pos = SimPosition(sid, strategy, inst, side, self._key_side(side), qty, price, tp_abs, sl_abs, tp_pct, sl_pct)
+        pos = SimPosition(
+            sid, strategy, inst, side, self._key_side(side), qty, price, tp_abs, sl_abs, tp_pct, sl_pct
+        )
         self.positions.append(pos)
         t = self.clock.tick(rng, t0)
         if rng.random() < strategy.market_ratio:
@@ -377,8 +389,12 @@ class Simulation:
         pos.state = "open"
         vwap = pos.filled_quote / pos.filled
         d = pos.dir
-        pos.tp_price = pos.tp_abs if pos.tp_abs is not None else self._round_price(pos.inst, vwap * (1 + d * pos.tp_pct))
-        pos.sl_price = pos.sl_abs if pos.sl_abs is not None else self._round_price(pos.inst, vwap * (1 - d * pos.sl_pct))
+        pos.tp_price = (
+            pos.tp_abs if pos.tp_abs is not None else self._round_price(pos.inst, vwap * (1 + d * pos.tp_pct))
+        )
+        pos.sl_price = (
+            pos.sl_abs if pos.sl_abs is not None else self._round_price(pos.inst, vwap * (1 - d * pos.sl_pct))
+        )
         tp_qty = pos.filled
         if pos.strategy.scale_out and pos.filled >= 2 * pos.inst.step_size:
             tp_qty = self._round_qty(pos.inst, pos.filled / 2)
@@ -391,7 +407,14 @@ class Simulation:
         if pos.strategy.algo_tpsl:
             code = "tp" if role == "take_profit" else "sl"
             return self.account.place_algo(
-                pos.inst.symbol, pos.exit_side, pos.key_side, kind, qty, trigger, f"{pos.sid}-{code}", t,
+                pos.inst.symbol,
+                pos.exit_side,
+                pos.key_side,
+                kind,
+                qty,
+                trigger,
+                f"{pos.sid}-{code}",
+                t,
                 Link(pos.sid, role),
             )
         return self._place(pos, role, pos.exit_side, kind, qty, t, stop_price=trigger, resting=True)
@@ -441,13 +464,21 @@ class Simulation:
             if pos.state == "done":  # the fill flattened the key: every position on it is closed
                 self._cancel(other, t)
                 return
-            if role == "take_profit" and pos.strategy.scale_out and not pos.scaled and pos.open_qty > 0 and done:
+            if (
+                role == "take_profit"
+                and pos.strategy.scale_out
+                and not pos.scaled
+                and pos.open_qty > 0
+                and done
+            ):
                 # scale out: the rest rides with a stop at the entry price and a second target
                 pos.scaled = True
                 self._cancel(other, t)
                 vwap = pos.filled_quote / pos.filled
                 t2 = self.clock.tick(self.rng, t0)
-                pos.sl = self._protective(pos, "stop_loss", pos.open_qty, self._round_price(pos.inst, vwap), t2)
+                pos.sl = self._protective(
+                    pos, "stop_loss", pos.open_qty, self._round_price(pos.inst, vwap), t2
+                )
                 second = self._round_price(pos.inst, pos.tp_price + (pos.tp_price - vwap))
                 pos.tp = self._protective(pos, "take_profit", pos.open_qty, second, t2)
             else:
@@ -487,16 +518,18 @@ class Simulation:
         """A human in the Binance UI (or another bot) trades the same account: unlinked."""
         rng = self.rng
         self.manual_seq += 1
-        if rng.random() < 0.75:
-            cid = f"web_{self._rand_id(16)}"
-        else:
-            cid = f"ext-grid-{self.manual_seq}"  # looks like {id}-{code} but links to no signal
+        # "ext-grid-N" looks like {signal_id}-{code} but names no signal: it must stay unlinked
+        cid = f"web_{self._rand_id(16)}" if rng.random() < 0.75 else f"ext-grid-{self.manual_seq}"
         key_side = rng.choice(("LONG", "SHORT")) if self.cfg.mode == "hedge" else "BOTH"
         held = self._key_qty(inst.symbol, key_side)
         small = max(inst.min_qty, self._round_qty(inst, inst.typical_notional / 2 / self.prices[inst.symbol]))
         if self.cfg.mode == "hedge":
             if held > 0 and rng.random() < 0.7:
-                qty = held if rng.random() < 0.25 else max(inst.min_qty, self._round_qty(inst, held * Decimal("0.4")))
+                qty = (
+                    held
+                    if rng.random() < 0.25
+                    else max(inst.min_qty, self._round_qty(inst, held * Decimal("0.4")))
+                )
                 qty = min(qty, held)
                 side = "SELL" if key_side == "LONG" else "BUY"
             else:
@@ -515,11 +548,23 @@ class Simulation:
         qty = abs(held_signed)
         side = "SELL" if held_signed > 0 else "BUY"
         t = self.clock.tick(self.rng, t0)
-        cid = f"autoclose-{t}{self.rng.randint(100000, 999999)}" if self.rng.random() < 0.85 else f"adl_autoclose-{t}"
+        cid = (
+            f"autoclose-{t}{self.rng.randint(100000, 999999)}"
+            if self.rng.random() < 0.85
+            else f"adl_autoclose-{t}"
+        )
         adverse = Decimal(str(round(self.rng.uniform(0.003, 0.01), 4)))
         price = self.prices[inst.symbol] * (1 - adverse if side == "SELL" else 1 + adverse)
         order = self.account.place_order(
-            inst.symbol, side, key_side, "LIMIT", qty, cid, t, price=self._round_price(inst, price), time_in_force="IOC"
+            inst.symbol,
+            side,
+            key_side,
+            "LIMIT",
+            qty,
+            cid,
+            t,
+            price=self._round_price(inst, price),
+            time_in_force="IOC",
         )
         self.account.fill(order, qty, self._round_price(inst, price), t)
         self.account.finish_order(order, "FILLED", t)
@@ -556,7 +601,9 @@ class Simulation:
             if rng.random() < 0.0015:
                 shock += rng.choice((-1, 1)) * sigma * rng.uniform(6, 15)
             self.log_prices[inst.symbol] += shock
-            self.prices[inst.symbol] = self._round_price(inst, Decimal(repr(math.exp(self.log_prices[inst.symbol]))))
+            self.prices[inst.symbol] = self._round_price(
+                inst, Decimal(repr(math.exp(self.log_prices[inst.symbol])))
+            )
         self.bnb_log += rng.gauss(0.0, 0.03 / math.sqrt(1440))
         self.account.bnb_price = Decimal(f"{math.exp(self.bnb_log):.2f}")
         self.account.pay_fees_in_bnb = self.bnb_from <= minute < self.bnb_until
@@ -592,7 +639,9 @@ class Simulation:
                 for symbol in strategy.symbols:
                     if rng.random() >= p_entry:
                         continue
-                    held = sum(1 for p in self.positions if p.strategy is strategy and p.inst.symbol == symbol)
+                    held = sum(
+                        1 for p in self.positions if p.strategy is strategy and p.inst.symbol == symbol
+                    )
                     if held >= strategy.max_open:
                         if rng.random() < 0.2:
                             self._hold_signal(strategy, symbol, t0)
@@ -618,7 +667,12 @@ class Simulation:
         sid = f"{strategy.strategy_id[:12]}_{strategy.seq:06d}_hd"
         t = self.clock.tick(self.rng, t0)
         rec: dict = {("id" if strategy.id_alias else "signal_id"): sid}
-        rec.update(strategy_id=strategy.strategy_id, symbol=symbol, action="hold", timestamp=self._timestamp(strategy, t))
+        rec.update(
+            strategy_id=strategy.strategy_id,
+            symbol=symbol,
+            action="hold",
+            timestamp=self._timestamp(strategy, t),
+        )
         self.account.add_signal(rec)
 
 

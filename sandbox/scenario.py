@@ -104,7 +104,15 @@ class Scenario:
         total = sum((D(q) for q, _ in fills), Decimal(0))
         t = self.at(at)
         order = self.account.place_order(
-            symbol, side, position_side, order_type, total, client_order_id, t, link=resolved, order_id=order_id
+            symbol,
+            side,
+            position_side,
+            order_type,
+            total,
+            client_order_id,
+            t,
+            link=resolved,
+            order_id=order_id,
         )
         for i, (q, p) in enumerate(fills):
             self.account.fill(order, D(q), D(p), t + i, maker=maker)

@@ -1,2 +1,169 @@
-def main():
-    pass
+"""The ``stratpos`` console script (SPEC §8).
+
+Every command calls the same package functions the Airflow DAG uses; this module only
+parses arguments, shows progress and turns known errors into one clear line and a
+non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stratpos.config import ConfigError, load_settings
+
+
+def _progress_bar(total_label: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="min", desc=total_label, leave=False, mininterval=0.5)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _iso_utc(value: str) -> datetime:
+    dt = datetime.fromisoformat(value)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def cmd_sandbox_generate(args: argparse.Namespace) -> int:
+    from sandbox.generator import DEFAULT_START, GenerateConfig, generate
+
+    cfg = GenerateConfig(
+        out=Path(args.out),
+        days=args.days,
+        strategies=args.strategies,
+        symbols=tuple(s.upper() for s in args.symbols),
+        mode=args.mode,
+        seed=args.seed,
+        account_id=args.account_id,
+        start=args.start or DEFAULT_START,
+        progress=None if args.quiet else _progress_bar("simulating"),
+    )
+    summary = generate(cfg)
+    print(
+        f"wrote {cfg.out}: {summary.fills:,} fills, {summary.orders:,} order versions, "
+        f"{summary.signals:,} signals, {summary.income:,} income rows, "
+        f"{summary.snapshots:,} positionRisk rows, {summary.positions:,} expected strategy positions "
+        f"({summary.files['_seconds']} s)"
+    )
+    return 0
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from sandbox.server import ServerConfig, serve_forever
+
+    data = Path(args.data)
+    if not data.is_dir():
+        raise SystemExit(
+            f"stratpos: {data} is not a replay directory (run `stratpos sandbox generate` first)"
+        )
+    config = ServerConfig(weight_limit_1m=args.weight_limit)
+    serve_forever(data, args.host, args.port, config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stratpos.demo import run_demo
+
+    return run_demo(Path(args.out), days=args.days, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from stratpos.bench import run_bench
+
+    return run_bench(
+        args.stage, Path(args.workdir), days=args.days, strategies=args.strategies, symbols=args.symbols
+    )
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    s = load_settings()
+    print(f"warehouse: {s.describe()}")
+    for layer, schema in s.schemas.items():
+        print(f"  {layer:<13} -> {schema}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sandbox.instruments import DEFAULT_SYMBOLS, INSTRUMENTS
+
+    p = argparse.ArgumentParser(prog="stratpos", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="generate a paper account, serve it, read it back with python-binance")
+    demo.add_argument("--out", default="warehouse/demo", help="replay directory to (re)create")
+    demo.add_argument("--days", type=float, default=7)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=cmd_demo)
+
+    sandbox = sub.add_parser("sandbox", help="the paper exchange (SPEC §7)")
+    ssub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    gen = ssub.add_parser("generate", help="simulate an account and write a replay directory + ground truth")
+    gen.add_argument("--out", required=True, help="directory to write (its replay files are replaced)")
+    gen.add_argument("--days", type=float, default=7)
+    gen.add_argument("--strategies", type=int, default=6)
+    gen.add_argument(
+        "--symbols",
+        nargs="+",
+        default=list(DEFAULT_SYMBOLS),
+        metavar="SYMBOL",
+        help=f"symbols to trade (known: {', '.join(INSTRUMENTS)})",
+    )
+    gen.add_argument("--mode", choices=("hedge", "one_way"), default="hedge")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--account-id", default="default")
+    gen.add_argument("--start", type=_iso_utc, default=None, help="UTC start, e.g. 2026-01-05T00:00")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_sandbox_generate)
+    srv = ssub.add_parser("serve", help="serve a replay directory as a fake Binance USD-M REST API")
+    srv.add_argument("--data", required=True, help="replay directory written by `sandbox generate`")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8765)
+    srv.add_argument("--weight-limit", type=int, default=2400, help="request weight per minute before 429")
+    srv.set_defaults(func=cmd_sandbox_serve)
+
+    bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
+    bench.add_argument("stage", choices=("generate",), help="stage to measure")
+    bench.add_argument("--workdir", default="warehouse/bench")
+    bench.add_argument("--days", type=float, default=30)
+    bench.add_argument("--strategies", type=int, default=10)
+    bench.add_argument("--symbols", type=int, default=8, help="how many symbols (first N known ones)")
+    bench.set_defaults(func=cmd_bench)
+
+    cfg = sub.add_parser("config", help="show the warehouse settings in effect (no secrets)")
+    cfg.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stratpos: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
