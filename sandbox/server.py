@@ -311,9 +311,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like python-binance's requests.Session expects
+    # Headers and body go out in two writes; with Nagle on, the client's delayed ACK adds ~40 ms to
+    # every keep-alive request.
+    disable_nagle_algorithm = True
     server_version = "stratpos-sandbox"
-    sys_version = ""
     server: _HTTPServer
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def _serve(self) -> None:
         try:
@@ -475,7 +480,7 @@ class SandboxServer:
             override = self._visible_until
         if override is not None:
             return override
-        latest = self._data.max_time() if self._data is not None else None
+        latest = self._data.max_time if self._data is not None else None
         return latest if latest is not None else int(time.time() * 1000)
 
     def reset_weight(self) -> None:
@@ -491,7 +496,7 @@ class SandboxServer:
             "data_dir": str(self.data_dir),
             "visible_until": self.visible_until,
             "visible_until_override": override,
-            "data_max_time": self._data.max_time() if self._data else None,
+            "data_max_time": self._data.max_time if self._data else None,
             "used_weight": self.weights.used(),
             "weight_limit_1m": self.config.weight_limit_1m,
             "faults": self.faults(),
@@ -672,6 +677,13 @@ class SandboxServer:
         return min(limit, cap)  # Binance silently caps an oversized limit
 
     @staticmethod
+    def _reject_from_id_with_window(from_id: int | None, start: int | None, end: int | None) -> None:
+        """userTrades: ``fromId`` cannot be sent with ``startTime``/``endTime``."""
+        if from_id is not None and (start is not None or end is not None):
+            extra = "startTime" if start is not None else "endTime"
+            raise ApiError(400, -1106, f"Parameter '{extra}' sent when not required.")
+
+    @staticmethod
     def _window(start: int | None, end: int | None, clock: int, max_span: int) -> tuple[int, int]:
         """Binance's 7-day window rules: at most ``max_span`` between start and end; one side given ->
         the other is ``max_span`` away; neither -> the ``max_span`` before the data clock."""
@@ -707,9 +719,8 @@ class SandboxServer:
             raise ApiError(400, -1130, "Data sent for parameter 'page' is not valid.")
         offset = (page - 1) * limit if page else 0
         clock = self.visible_until
-        if key is not None and (start is not None or end is not None) and key_param == "fromId":
-            extra = "startTime" if start is not None else "endTime"
-            raise ApiError(400, -1106, f"Parameter '{extra}' sent when not required.")
+        if key_param == "fromId":
+            self._reject_from_id_with_window(key, start, end)
         if series is None:
             # Still validate the window so a bad request fails the same way with or without data.
             if key is None or start is not None or end is not None:
@@ -851,28 +862,23 @@ class SandboxServer:
         order_id = params.integer("orderId")
         if order_id is None:
             return self._paged(TRADES_FILE, self.data.trades.get(symbol), params, "fromId")
-        # orderId narrows to one order's trades; the other rules (fromId vs. window, limit) still apply.
+        # orderId narrows the answer to one order's trades; fromId, the window and limit still apply.
         from_id = params.integer("fromId")
         start, end = params.integer("startTime"), params.integer("endTime")
         limit = self._limit(params, 500, 1000)
-        if from_id is not None and (start is not None or end is not None):
-            raise ApiError(
-                400,
-                -1106,
-                f"Parameter '{'startTime' if start is not None else 'endTime'}' sent when not required.",
-            )
-        rows = self._trades_of_order(symbol, order_id, self.visible_until)
-        series = self.data.trades[symbol] if rows else None
-        if from_id is not None:
-            rows = [r for r in rows if r[0] >= from_id]
-        if (start is not None or end is not None) and series is not None:
-            lo, hi = self._window(start, end, self.visible_until, SEVEN_DAYS_MS)
-            rows = [r for r in rows if lo <= series.vtimes[r[1]] <= hi]
+        self._reject_from_id_with_window(from_id, start, end)
+        clock = self.visible_until
+        window = None if start is None and end is None else self._window(start, end, clock, SEVEN_DAYS_MS)
+        series = self.data.trades.get(symbol)
         if series is None:
             return b"[]"
-        return _json_array(
-            self.data.lines(TRADES_FILE, series.offs, series.lens, [v for _, v in rows[:limit]])
-        )
+        versions = [
+            ver
+            for key, ver in self._trades_of_order(symbol, order_id, clock)
+            if (from_id is None or key >= from_id)
+            and (window is None or window[0] <= series.vtimes[ver] <= window[1])
+        ]
+        return _json_array(self.data.lines(TRADES_FILE, series.offs, series.lens, versions[:limit]))
 
     def ep_all_orders(self, params: Params) -> Any:
         symbol = self._symbol(params, mandatory=True)
@@ -952,7 +958,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 
-def make_client(url: str, api_key: str, api_secret: str, **kwargs: Any) -> Client:
+def make_client(url: str, api_key: str | None, api_secret: str | None, **kwargs: Any) -> Client:
     """A real python-binance ``Client`` pointed at a sandbox server (``url`` without ``/fapi``).
 
     ``kwargs`` go to ``Client`` (e.g. ``requests_params={"timeout": 2}``); no ping is sent at creation.
@@ -977,6 +983,8 @@ def serve_forever(
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)  # the per-request lines are this entry point's contract
     config = config or ServerConfig()
     server = SandboxServer(data_dir, host, port, config).start()
     log.info(

@@ -167,7 +167,8 @@ class VersionedSeries:
     def visible_version(self, pos: int, clock: int) -> int:
         """Index of the latest version of key ``pos`` visible at ``clock``; -1 when none is visible."""
         lo, hi = self.vstart[pos], self.vstart[pos + 1]
-        return bisect_right(self.vtimes, clock, lo, hi) - 1
+        ver = bisect_right(self.vtimes, clock, lo, hi) - 1
+        return ver if ver >= lo else -1
 
     def from_key(self, key: int, clock: int, limit: int, offset: int = 0) -> list[int]:
         """Versions of the first ``limit`` visible keys ``>= key`` (after skipping ``offset``)."""
@@ -332,6 +333,9 @@ class ReplayData:
         )
         self.income = self._load_income()
         self.positions = self._load_positions()
+        # Both are asked on every request (data clock, symbol validation): compute them once.
+        self.symbols: frozenset[str] = self._symbols()
+        self.max_time: int | None = self._max_time()
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -403,14 +407,13 @@ class ReplayData:
 
     # -- reading -------------------------------------------------------------------------------------
 
-    @property
-    def symbols(self) -> set[str]:
+    def _symbols(self) -> frozenset[str]:
         """Every symbol that appears anywhere in the data."""
         out = set(self.trades) | set(self.orders) | set(self.algo_orders) | self.positions.symbols
         out.update(self.income.symbols)
-        return out
+        return frozenset(out)
 
-    def max_time(self) -> int | None:
+    def _max_time(self) -> int | None:
         """The latest time of any record: the default data clock."""
         candidates = [
             s.max_vis_time() for d in (self.trades, self.orders, self.algo_orders) for s in d.values()

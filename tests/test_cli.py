@@ -45,7 +45,11 @@ def test_config_command_shows_settings_without_secrets():
         capture_output=True,
         text=True,
         check=False,
-        env={"STRATPOS_TARGET": "mysql", "STRATPOS_MYSQL_PASSWORD": "hunter2", "STRATPOS_SCHEMA_PREFIX": "acme_"},
+        env={
+            "STRATPOS_TARGET": "mysql",
+            "STRATPOS_MYSQL_PASSWORD": "hunter2",
+            "STRATPOS_SCHEMA_PREFIX": "acme_",
+        },
     )
     assert proc.returncode == 0, proc.stderr
     assert "acme_marts" in proc.stdout and "hunter2" not in proc.stdout + proc.stderr
