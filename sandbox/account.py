@@ -162,9 +162,7 @@ class AlgoOrder:
             "triggerTime": self.trigger_time,
             "actualOrderId": str(o.order_id) if o else "",
             "executedQty": dec(o.executed) if o else "0",
-            "avgPrice": dec((o.cum_quote / o.executed).quantize(Decimal("1e-8")))
-            if o and o.executed
-            else "0",
+            "avgPrice": dec((o.cum_quote / o.executed).quantize(Decimal("1e-8"))) if o and o.executed else "0",
         }
 
 
@@ -233,9 +231,7 @@ class PaperAccount:
         if info is not None:
             self.books.register_signal(info)
 
-    def add_link(
-        self, signal_id: str, role: str, *, order_id: int | None = None, client_order_id: str | None = None
-    ):
+    def add_link(self, signal_id: str, role: str, *, order_id: int | None = None, client_order_id: str | None = None):
         """An explicit order link (SPEC §3.3 rule 1), written to order_links.jsonl."""
         link = Link(signal_id, role)
         rec: dict = {}
@@ -249,9 +245,7 @@ class PaperAccount:
         self.w["order_links"].write(rec)
 
     def link_for(self, client_order_id: str, order_id: int | None = None) -> Link:
-        return resolve_link(
-            client_order_id, order_id, self.known_signals, self.links_by_order, self.links_by_client
-        )
+        return resolve_link(client_order_id, order_id, self.known_signals, self.links_by_order, self.links_by_client)
 
     # ------------------------------------------------------------ orders
     def new_order_id(self, symbol: str) -> int:
@@ -314,9 +308,7 @@ class PaperAccount:
             else:
                 commission, asset = q8(notional * rate), "USDT"
         trade_id = self._trade_id(order.symbol)
-        fill = Fill(
-            order.symbol, trade_id, order.side, order.position_side, price, qty, commission, asset, time
-        )
+        fill = Fill(order.symbol, trade_id, order.side, order.position_side, price, qty, commission, asset, time)
         _, realized = self.books.on_fill(fill, order.link)
         order.executed += qty
         order.cum_quote += notional

@@ -236,9 +236,7 @@ class GroundTruth:
         if pos is not None:
             return pos
         if sid in self.closed_ids:
-            raise ValueError(
-                f"entry fill {fill.trade_id} for strategy position {sid}, which is already closed"
-            )
+            raise ValueError(f"entry fill {fill.trade_id} for strategy position {sid}, which is already closed")
         info = self.signals.get(sid or "")
         if info is None:
             raise ValueError(f"entry fill {fill.trade_id} links to unknown signal {sid!r}")
@@ -278,9 +276,7 @@ class GroundTruth:
             self.live[ep.bucket.id] = ep.bucket
         return ep.bucket
 
-    def _to_bucket(
-        self, fill: Fill, leg: Leg, ep: _Episode, key: str, qty: Decimal, liquidation: bool
-    ) -> None:
+    def _to_bucket(self, fill: Fill, leg: Leg, ep: _Episode, key: str, qty: Decimal, liquidation: bool) -> None:
         bucket = self._bucket(ep, key, fill.symbol, leg.episode_dir)
         if leg.increasing:
             self._add_entry(bucket, fill, qty)
@@ -404,9 +400,7 @@ class GroundTruth:
         if pos.entry_q > 0:
             entry_price = pos.entry_pq / pos.entry_q
         elif pos.exit_q > 0:
-            entry_price = (
-                pos.exit_pq / pos.exit_q
-            )  # a bucket that only reduced: realized 0, exposure unrealized
+            entry_price = pos.exit_pq / pos.exit_q  # a bucket that only reduced: realized 0, exposure unrealized
         else:
             entry_price = None
         exit_price = pos.exit_pq / pos.exit_q if pos.exit_q > 0 else None
@@ -424,9 +418,7 @@ class GroundTruth:
             tp = (
                 sig.take_profit
                 if sig.take_profit is not None
-                else (
-                    entry_price * (1 + d * sig.take_profit_pct) if sig.take_profit_pct is not None else None
-                )
+                else (entry_price * (1 + d * sig.take_profit_pct) if sig.take_profit_pct is not None else None)
             )
             sl = (
                 sig.stop_loss

@@ -227,9 +227,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ helpers
     def _round_price(self, inst: Instrument, price: Decimal) -> Decimal:
-        return max(
-            inst.tick_size, (price / inst.tick_size).quantize(Decimal(1), ROUND_HALF_UP) * inst.tick_size
-        )
+        return max(inst.tick_size, (price / inst.tick_size).quantize(Decimal(1), ROUND_HALF_UP) * inst.tick_size)
 
     def _round_qty(self, inst: Instrument, qty: Decimal) -> Decimal:
         return (qty / inst.step_size).quantize(Decimal(1), ROUND_DOWN) * inst.step_size
@@ -255,9 +253,7 @@ class Simulation:
         kp = self.account.keys.get(f"{symbol}_{key_side}")
         return abs(kp.qty) if kp else Decimal(0)
 
-    def _place(
-        self, pos: SimPosition, role: str, side: str, order_type: str, qty: Decimal, t: int, **kw
-    ) -> Order:
+    def _place(self, pos: SimPosition, role: str, side: str, order_type: str, qty: Decimal, t: int, **kw) -> Order:
         """An order of a strategy position, linked the way its strategy links orders."""
         code = {"entry": "en", "take_profit": "tp", "stop_loss": "sl", "close": "cl"}[role]
         symbol = pos.inst.symbol
@@ -341,9 +337,7 @@ class Simulation:
             sid, strategy.strategy_id, self.cfg.account_id, inst.symbol, side, tp_abs, sl_abs, tp_pct, sl_pct
         )
         self.account.add_signal(rec, info)
-        pos = SimPosition(
-            sid, strategy, inst, side, self._key_side(side), qty, price, tp_abs, sl_abs, tp_pct, sl_pct
-        )
+        pos = SimPosition(sid, strategy, inst, side, self._key_side(side), qty, price, tp_abs, sl_abs, tp_pct, sl_pct)
         self.positions.append(pos)
         t = self.clock.tick(rng, t0)
         if rng.random() < strategy.market_ratio:
@@ -454,31 +448,21 @@ class Simulation:
             if not hit:
                 continue
             t = self.clock.tick(self.rng, t0)
-            if isinstance(leg, AlgoOrder):
-                order = self.account.trigger_algo(leg, t, self._rand_id(22))
-            else:
-                order = leg
+            # an algo-service order fires as a new MARKET order with its own id
+            order = self.account.trigger_algo(leg, t, self._rand_id(22)) if isinstance(leg, AlgoOrder) else leg
             done = self._exit_fill(pos, order, t)
             if isinstance(leg, AlgoOrder):
                 self.account.finish_algo(leg, "FINISHED", t)
             if pos.state == "done":  # the fill flattened the key: every position on it is closed
                 self._cancel(other, t)
                 return
-            if (
-                role == "take_profit"
-                and pos.strategy.scale_out
-                and not pos.scaled
-                and pos.open_qty > 0
-                and done
-            ):
+            if role == "take_profit" and pos.strategy.scale_out and not pos.scaled and pos.open_qty > 0 and done:
                 # scale out: the rest rides with a stop at the entry price and a second target
                 pos.scaled = True
                 self._cancel(other, t)
                 vwap = pos.filled_quote / pos.filled
                 t2 = self.clock.tick(self.rng, t0)
-                pos.sl = self._protective(
-                    pos, "stop_loss", pos.open_qty, self._round_price(pos.inst, vwap), t2
-                )
+                pos.sl = self._protective(pos, "stop_loss", pos.open_qty, self._round_price(pos.inst, vwap), t2)
                 second = self._round_price(pos.inst, pos.tp_price + (pos.tp_price - vwap))
                 pos.tp = self._protective(pos, "take_profit", pos.open_qty, second, t2)
             else:
@@ -525,11 +509,7 @@ class Simulation:
         small = max(inst.min_qty, self._round_qty(inst, inst.typical_notional / 2 / self.prices[inst.symbol]))
         if self.cfg.mode == "hedge":
             if held > 0 and rng.random() < 0.7:
-                qty = (
-                    held
-                    if rng.random() < 0.25
-                    else max(inst.min_qty, self._round_qty(inst, held * Decimal("0.4")))
-                )
+                qty = held if rng.random() < 0.25 else max(inst.min_qty, self._round_qty(inst, held * Decimal("0.4")))
                 qty = min(qty, held)
                 side = "SELL" if key_side == "LONG" else "BUY"
             else:
@@ -548,11 +528,7 @@ class Simulation:
         qty = abs(held_signed)
         side = "SELL" if held_signed > 0 else "BUY"
         t = self.clock.tick(self.rng, t0)
-        cid = (
-            f"autoclose-{t}{self.rng.randint(100000, 999999)}"
-            if self.rng.random() < 0.85
-            else f"adl_autoclose-{t}"
-        )
+        cid = f"autoclose-{t}{self.rng.randint(100000, 999999)}" if self.rng.random() < 0.85 else f"adl_autoclose-{t}"
         adverse = Decimal(str(round(self.rng.uniform(0.003, 0.01), 4)))
         price = self.prices[inst.symbol] * (1 - adverse if side == "SELL" else 1 + adverse)
         order = self.account.place_order(
@@ -601,9 +577,7 @@ class Simulation:
             if rng.random() < 0.0015:
                 shock += rng.choice((-1, 1)) * sigma * rng.uniform(6, 15)
             self.log_prices[inst.symbol] += shock
-            self.prices[inst.symbol] = self._round_price(
-                inst, Decimal(repr(math.exp(self.log_prices[inst.symbol])))
-            )
+            self.prices[inst.symbol] = self._round_price(inst, Decimal(repr(math.exp(self.log_prices[inst.symbol]))))
         self.bnb_log += rng.gauss(0.0, 0.03 / math.sqrt(1440))
         self.account.bnb_price = Decimal(f"{math.exp(self.bnb_log):.2f}")
         self.account.pay_fees_in_bnb = self.bnb_from <= minute < self.bnb_until
@@ -639,9 +613,7 @@ class Simulation:
                 for symbol in strategy.symbols:
                     if rng.random() >= p_entry:
                         continue
-                    held = sum(
-                        1 for p in self.positions if p.strategy is strategy and p.inst.symbol == symbol
-                    )
+                    held = sum(1 for p in self.positions if p.strategy is strategy and p.inst.symbol == symbol)
                     if held >= strategy.max_open:
                         if rng.random() < 0.2:
                             self._hold_signal(strategy, symbol, t0)

@@ -248,9 +248,7 @@ class Params:
         value = self.values.get(name)
         if value is None or value == "":
             if mandatory:
-                raise ApiError(
-                    400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-                )
+                raise ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
             if value == "":
                 raise ApiError(400, -1105, f"Parameter '{name}' was empty.")
             return None
@@ -528,9 +526,7 @@ class SandboxServer:
             )
         hdrs = {WEIGHT_HEADER: str(used)}
         if route is None:
-            return Response(
-                404, _error_body(-1099, "Not found, unauthenticated, or unauthorized."), hdrs, weight
-            )
+            return Response(404, _error_body(-1099, "Not found, unauthenticated, or unauthorized."), hdrs, weight)
 
         fault = self._pick_fault(path)
         if fault is not None and fault.kind == "http_5xx":
@@ -540,9 +536,7 @@ class SandboxServer:
         if fault is not None and fault.kind == "timestamp":
             return Response(400, _error_body(fault.code or -1021, fault.msg or MSG_RECV_WINDOW), hdrs, weight)
         if fault is not None and fault.kind == "timeout":
-            delay = (
-                fault.delay_seconds if fault.delay_seconds is not None else self.config.timeout_fault_seconds
-            )
+            delay = fault.delay_seconds if fault.delay_seconds is not None else self.config.timeout_fault_seconds
             # Interruptible, so stop() does not wait for stalled handlers.
             self._stopping.wait(delay)
 
@@ -691,9 +685,7 @@ class SandboxServer:
             if start > end:
                 raise ApiError(400, -1023, "Start time is greater than end time.")
             if end - start > max_span:
-                raise ApiError(
-                    400, -1127, f"More than {max_span // 3_600_000} hours between startTime and endTime."
-                )
+                raise ApiError(400, -1127, f"More than {max_span // 3_600_000} hours between startTime and endTime.")
             return start, end
         if start is not None:
             return start, start + max_span
@@ -875,8 +867,7 @@ class SandboxServer:
         versions = [
             ver
             for key, ver in self._trades_of_order(symbol, order_id, clock)
-            if (from_id is None or key >= from_id)
-            and (window is None or window[0] <= series.vtimes[ver] <= window[1])
+            if (from_id is None or key >= from_id) and (window is None or window[0] <= series.vtimes[ver] <= window[1])
         ]
         return _json_array(self.data.lines(TRADES_FILE, series.offs, series.lens, versions[:limit]))
 
@@ -888,9 +879,7 @@ class SandboxServer:
     def ep_all_algo_orders(self, params: Params) -> Any:
         symbol = self._symbol(params, mandatory=True)
         assert symbol is not None
-        return self._paged(
-            ALGO_ORDERS_FILE, self.data.algo_orders.get(symbol), params, "algoId", with_page=True
-        )
+        return self._paged(ALGO_ORDERS_FILE, self.data.algo_orders.get(symbol), params, "algoId", with_page=True)
 
     def _position_rows(self, params: Params) -> list[dict[str, Any]]:
         symbol = self._symbol(params, mandatory=False)
@@ -987,9 +976,7 @@ def serve_forever(
         log.setLevel(logging.INFO)  # the per-request lines are this entry point's contract
     config = config or ServerConfig()
     server = SandboxServer(data_dir, host, port, config).start()
-    log.info(
-        "api key %s; point python-binance at FUTURES_URL=%s/fapi; Ctrl-C stops", config.api_key, server.url
-    )
+    log.info("api key %s; point python-binance at FUTURES_URL=%s/fapi; Ctrl-C stops", config.api_key, server.url)
     try:
         while server._thread is not None and server._thread.is_alive():
             server._thread.join(0.5)

@@ -328,9 +328,7 @@ class ReplayData:
         self.account: dict[str, Any] = self._load_account()
         self.trades = self._load_versioned(TRADES_FILE, key="id", vis="time", window="time")
         self.orders = self._load_versioned(ORDERS_FILE, key="orderId", vis="updateTime", window="time")
-        self.algo_orders = self._load_versioned(
-            ALGO_ORDERS_FILE, key="algoId", vis="updateTime", window="createTime"
-        )
+        self.algo_orders = self._load_versioned(ALGO_ORDERS_FILE, key="algoId", vis="updateTime", window="createTime")
         self.income = self._load_income()
         self.positions = self._load_positions()
         # Both are asked on every request (data clock, symbol validation): compute them once.
@@ -415,17 +413,13 @@ class ReplayData:
 
     def _max_time(self) -> int | None:
         """The latest time of any record: the default data clock."""
-        candidates = [
-            s.max_vis_time() for d in (self.trades, self.orders, self.algo_orders) for s in d.values()
-        ]
+        candidates = [s.max_vis_time() for d in (self.trades, self.orders, self.algo_orders) for s in d.values()]
         candidates.append(max(self.income.times) if len(self.income) else None)
         candidates.append(self.positions.max_time())
         present = [c for c in candidates if c is not None]
         return max(present) if present else None
 
-    def lines(
-        self, name: str, series_offs: array, series_lens: array, versions: Iterable[int]
-    ) -> list[bytes]:
+    def lines(self, name: str, series_offs: array, series_lens: array, versions: Iterable[int]) -> list[bytes]:
         """Raw JSON lines of the given version indexes of one file."""
         store = self._stores[name]
         return [store.read(series_offs[v], series_lens[v]) for v in versions]

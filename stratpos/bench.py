@@ -21,9 +21,7 @@ def _generate_stage(workdir: Path, days: float, strategies: int, symbols: int) -
 
     chosen = tuple(list(INSTRUMENTS)[:symbols])
     started = time.perf_counter()
-    summary = generate(
-        GenerateConfig(out=workdir / "replay", days=days, strategies=strategies, symbols=chosen, seed=7)
-    )
+    summary = generate(GenerateConfig(out=workdir / "replay", days=days, strategies=strategies, symbols=chosen, seed=7))
     seconds = time.perf_counter() - started
     return {
         "stage": "generate",

@@ -66,9 +66,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 
     data = Path(args.data)
     if not data.is_dir():
-        raise SystemExit(
-            f"stratpos: {data} is not a replay directory (run `stratpos sandbox generate` first)"
-        )
+        raise SystemExit(f"stratpos: {data} is not a replay directory (run `stratpos sandbox generate` first)")
     config = ServerConfig(weight_limit_1m=args.weight_limit)
     serve_forever(data, args.host, args.port, config)
     return 0
@@ -83,9 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from stratpos.bench import run_bench
 
-    return run_bench(
-        args.stage, Path(args.workdir), days=args.days, strategies=args.strategies, symbols=args.symbols
-    )
+    return run_bench(args.stage, Path(args.workdir), days=args.days, strategies=args.strategies, symbols=args.symbols)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -117,25 +117,16 @@ def run_demo(out: Path, days: float = 7, seed: int = 42) -> int:
         symbols = [s["symbol"] for s in client.futures_exchange_info()["symbols"]]
         got = fetch_all(client, symbols, start_ms, end_ms)
     console.print(
-        f"read back through python-binance from {server.url}: "
-        + ", ".join(f"{k} {v:,}" for k, v in got.items())
+        f"read back through python-binance from {server.url}: " + ", ".join(f"{k} {v:,}" for k, v in got.items())
     )
     with open(out / "futures_orders.jsonl", encoding="utf-8") as fh:
         expected_orders = len({json.loads(line)["orderId"] for line in fh})
-    ok = (
-        got["trades"] == summary.fills
-        and got["income"] == summary.income
-        and got["orders"] == expected_orders
-    )
+    ok = got["trades"] == summary.fills and got["income"] == summary.income and got["orders"] == expected_orders
     with open(out / "expected_strategy_positions.jsonl", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     console.print(leaderboard(rows))
     if ok:
-        console.print(
-            "[green]round trip complete: every fill, order and income row came back exactly once[/]"
-        )
+        console.print("[green]round trip complete: every fill, order and income row came back exactly once[/]")
         return 0
-    console.print(
-        f"[red]round trip lost data: expected {summary.fills} fills / {summary.income} income rows[/]"
-    )
+    console.print(f"[red]round trip lost data: expected {summary.fills} fills / {summary.income} income rows[/]")
     return 1

@@ -44,9 +44,7 @@ def mysql_connection(settings: Settings, database: str | None = None, connect_ti
             autocommit=True,
         )
     except pymysql.err.OperationalError as exc:
-        raise WarehouseUnavailable(
-            f"cannot connect to MySQL/MariaDB at {m.describe()}: {exc.args[-1]}"
-        ) from None
+        raise WarehouseUnavailable(f"cannot connect to MySQL/MariaDB at {m.describe()}: {exc.args[-1]}") from None
     try:
         yield con
     finally:
@@ -63,9 +61,7 @@ def ensure_schemas(settings: Settings) -> list[str]:
     else:
         with mysql_connection(settings) as con, con.cursor() as cur:
             for name in names:
-                cur.execute(
-                    f"create database if not exists `{name}` character set utf8mb4 collate utf8mb4_bin"
-                )
+                cur.execute(f"create database if not exists `{name}` character set utf8mb4 collate utf8mb4_bin")
     return names
 
 

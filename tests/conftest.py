@@ -18,9 +18,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def _mysql_base() -> Settings:
-    return load_settings(
-        {k: v for k, v in os.environ.items() if k.startswith("STRATPOS_MYSQL_")}
-    ).with_overrides(target="mysql")
+    return load_settings({k: v for k, v in os.environ.items() if k.startswith("STRATPOS_MYSQL_")}).with_overrides(
+        target="mysql"
+    )
 
 
 @pytest.fixture(scope="session")

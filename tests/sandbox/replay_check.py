@@ -84,12 +84,7 @@ def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
     out = {}
     for o in latest_versions(load(path, "futures_orders.jsonl"), "orderId", "updateTime").values():
         cid = o["clientOrderId"]
-        link = (
-            by_order.get(o["orderId"])
-            or by_client.get(cid)
-            or by_convention(cid)
-            or algo_links.get(o["orderId"])
-        )
+        link = by_order.get(o["orderId"]) or by_client.get(cid) or by_convention(cid) or algo_links.get(o["orderId"])
         if link is None:
             if cid.startswith(("autoclose-", "adl_autoclose", "settlement_autoclose-")):
                 link = (None, "liquidation")

@@ -25,9 +25,7 @@ def rows_by_id(path: Path) -> dict[str, dict]:
     return {r["strategy_position_id"]: r for r in load(path, "expected_strategy_positions.jsonl")}
 
 
-@pytest.fixture(
-    scope="module", params=[("hedge", 7), ("one_way", 11), ("hedge", 23)], ids=lambda p: f"{p[0]}-{p[1]}"
-)
+@pytest.fixture(scope="module", params=[("hedge", 7), ("one_way", 11), ("hedge", 23)], ids=lambda p: f"{p[0]}-{p[1]}")
 def generated(request, tmp_path_factory) -> Path:
     mode, seed = request.param
     out = tmp_path_factory.mktemp(f"gen-{mode}-{seed}")
@@ -39,11 +37,7 @@ def generated(request, tmp_path_factory) -> Path:
 def test_realized_pnl_of_every_fill_follows_the_average_entry_rule(generated):
     trades = load(generated, "futures_trades.jsonl")
     assert len(trades) > 2000
-    wrong = [
-        (t["id"], t["realizedPnl"], pnl)
-        for t, *_, pnl in replay_binance(trades)
-        if D(t["realizedPnl"]) != pnl
-    ]
+    wrong = [(t["id"], t["realizedPnl"], pnl) for t, *_, pnl in replay_binance(trades) if D(t["realizedPnl"]) != pnl]
     assert wrong == []
     assert any(D(t["realizedPnl"]) != 0 for t in trades)
 
@@ -176,9 +170,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == names
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", names, shallow=False)
     assert mismatch == [] and errors == [] and len(match) == len(names)
-    assert not filecmp.cmp(
-        tmp_path / "a" / "futures_trades.jsonl", tmp_path / "c" / "futures_trades.jsonl", False
-    )
+    assert not filecmp.cmp(tmp_path / "a" / "futures_trades.jsonl", tmp_path / "c" / "futures_trades.jsonl", False)
     assert a.fills > 0
 
 
@@ -236,13 +228,8 @@ def test_liquidation_flattening_two_strategies(tmp_path):
     a, b = rows["A"], rows["B"]
     # A: entry VWAP (0.2·2000 + 0.3·2001)/0.5 = 2000.6; exits 0.1 @1990 and 0.4 of the liquidation @2100
     assert D(a["entry_price"]) == D("2000.6")
-    assert (
-        D(a["exit_quantity"]) == D("0.5") and a["status"] == "closed" and a["close_reason"] == "liquidation"
-    )
-    assert (
-        D(a["realized_pnl"])
-        == (D("1990") - D("2000.6")) * D("0.1") * -1 + (D("2100") - D("2000.6")) * D("0.4") * -1
-    )
+    assert D(a["exit_quantity"]) == D("0.5") and a["status"] == "closed" and a["close_reason"] == "liquidation"
+    assert D(a["realized_pnl"]) == (D("1990") - D("2000.6")) * D("0.1") * -1 + (D("2100") - D("2000.6")) * D("0.4") * -1
     assert D(a["stop_loss_price"]) == D("2000.6") * D("1.02")
     assert D(b["realized_pnl"]) == (D("2100") - D("2010")) * -1 and b["close_reason"] == "liquidation"
     assert "unattributed:default:ETHUSDT_SHORT:1" not in rows  # the pool went to A and B entirely
@@ -298,10 +285,7 @@ def test_one_way_zero_crossing_splits_the_fill(tmp_path):
     assert rows["L"]["exchange_position_id"] == "default:BTCUSDT_BOTH:1"
     assert rows["S"]["exchange_position_id"] == "default:BTCUSDT_BOTH:1"
     assert D(rows["L"]["realized_pnl"]) == 4 and rows["L"]["close_reason"] == "take_profit"
-    assert (
-        rows["S"]["status"] == "open"
-        and D(rows["S"]["unrealized_pnl"]) == (D(41500) - 41000) * D("0.003") * -1
-    )
+    assert rows["S"]["status"] == "open" and D(rows["S"]["unrealized_pnl"]) == (D(41500) - 41000) * D("0.003") * -1
     # exchange: -0.003 at avg 41333.33…; R2 on BOTH: -0.003 (S) = snapshot
     final = load(tmp_path, "position_risk.jsonl")[-1]
     assert D(final["positionAmt"]) == D("-0.003")

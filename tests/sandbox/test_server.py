@@ -263,9 +263,7 @@ def _api_error(call, *args: Any, **kwargs: Any) -> BinanceAPIException:
 def _signed_get(server: SandboxServer, path: str, query: str, secret: str = SECRET) -> requests.Response:
     """A hand-signed request: the signature covers ``query`` exactly as sent."""
     sig = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-    return requests.get(
-        f"{server.url}{path}?{query}&signature={sig}", headers={"X-MBX-APIKEY": KEY}, timeout=5
-    )
+    return requests.get(f"{server.url}{path}?{query}&signature={sig}", headers={"X-MBX-APIKEY": KEY}, timeout=5)
 
 
 def _now() -> int:
@@ -300,9 +298,7 @@ def test_limit_default_and_cap(client) -> None:
 
 
 def test_window_longer_than_7_days_is_rejected(client) -> None:
-    err = _api_error(
-        client.futures_account_trades, symbol="BTCUSDT", startTime=BASE, endTime=BASE + 7 * DAY + 1
-    )
+    err = _api_error(client.futures_account_trades, symbol="BTCUSDT", startTime=BASE, endTime=BASE + 7 * DAY + 1)
     assert (err.status_code, err.code) == (400, -1127)
     ok = client.futures_account_trades(symbol="BTCUSDT", startTime=BASE, endTime=BASE + 7 * DAY, limit=1000)
     assert len(ok) == 1000
@@ -637,17 +633,13 @@ def test_income_paging_and_filters(client) -> None:
 
     btc = []
     for page in range(1, 6):
-        btc += client.futures_income_history(
-            symbol="BTCUSDT", startTime=BASE, endTime=T_END, limit=50, page=page
-        )
+        btc += client.futures_income_history(symbol="BTCUSDT", startTime=BASE, endTime=T_END, limit=50, page=page)
     assert btc == [r for r in expected if r["symbol"] == "BTCUSDT"]
 
     funding_eth = client.futures_income_history(
         symbol="ETHUSDT", incomeType="FUNDING_FEE", startTime=BASE, endTime=T_END, limit=1000
     )
-    assert funding_eth == [
-        r for r in expected if r["symbol"] == "ETHUSDT" and r["incomeType"] == "FUNDING_FEE"
-    ]
+    assert funding_eth == [r for r in expected if r["symbol"] == "ETHUSDT" and r["incomeType"] == "FUNDING_FEE"]
 
     recent = client.futures_income_history(limit=1000)  # neither bound: the 7 days before the data clock
     assert recent == [r for r in expected if T_END - 7 * DAY <= r["time"] <= T_END]

@@ -1,0 +1,1 @@
+"""Ingestion: every source into the raw layer exactly once (SPEC §3)."""

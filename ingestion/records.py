@@ -1,0 +1,489 @@
+"""Validation at the boundary: source records -> typed raw rows, or a specific rejection reason.
+
+Each source record type has a pydantic model. ``parse_line`` turns bytes into a JSON
+object (or a reason: not UTF-8, truncated JSON, oversized …); ``to_row`` validates an
+object and returns the raw-table row (or raises :class:`Rejected` with a reason that
+names the field). Decimals never pass through floats: JSON numbers are parsed as
+``Decimal`` and the warehouse stores DECIMAL(38,18), so values with more than 18
+decimal places or 20 integer digits are rejected rather than rounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
+MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
+SYMBOL_RE = r"^[A-Z0-9]{2,24}(USDT|USDC|BUSD|FDUSD|USD)$"
+ID_RE = r"^[A-Za-z0-9_.:\-]{1,64}$"
+ROLES = ("entry", "take_profit", "stop_loss", "close")
+
+
+class Rejected(ValueError):
+    """A record that cannot be loaded; ``reason`` says exactly why."""
+
+    def __init__(self, reason: str, key: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.key = key
+
+
+# DECIMAL(38,18): at most 18 decimal places and 20 integer digits; checked by pydantic-core, not Python
+_DEC = {
+    "allow_inf_nan": False,
+    "max_digits": 38,
+    "decimal_places": 18,
+    "gt": Decimal("-1e20"),
+    "lt": Decimal("1e20"),
+}
+Dec = Annotated[Decimal, Field(**_DEC)]
+PosDec = Annotated[Decimal, Field(**{**_DEC, "gt": 0})]
+Pct = Annotated[Decimal, Field(**{**_DEC, "gt": 0, "le": 1})]
+Symbol = Annotated[str, Field(pattern=SYMBOL_RE)]
+Ident = Annotated[str, Field(pattern=ID_RE)]
+
+
+def _time_ms(v: Any) -> int:
+    """Epoch seconds or milliseconds (number or numeric string), or ISO-8601 with a UTC offset."""
+    if isinstance(v, bool) or v is None:
+        raise ValueError("must be ISO-8601 with an offset or epoch seconds/milliseconds")
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            num = Decimal(s)
+        except InvalidOperation:
+            num = None
+        if num is None:
+            try:
+                dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"unparseable timestamp {v!r}") from None
+            if dt.tzinfo is None:
+                raise ValueError(f"timestamp {v!r} has no UTC offset")
+            ms = round(dt.astimezone(UTC).timestamp() * 1000)
+        else:
+            v = num
+    if not isinstance(v, str):
+        if not isinstance(v, int | Decimal):
+            raise ValueError(f"timestamp must be a string or number, got {type(v).__name__}")
+        d = Decimal(v)
+        if not d.is_finite():
+            raise ValueError("timestamp must be finite")
+        ms = int(d * 1000) if abs(d) < Decimal("1e11") else int(d)  # seconds vs milliseconds
+    if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+        raise ValueError(f"timestamp {v!r} is outside 2009..2100")
+    return ms
+
+
+TimeMs = Annotated[int, BeforeValidator(_time_ms)]
+EpochMs = Annotated[StrictInt, Field(ge=MIN_TIME_MS, lt=MAX_TIME_MS)]
+
+
+# ----------------------------------------------------------------------------- models
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=False)
+
+
+class SignalIn(Strict):
+    signal_id: Ident = Field(validation_alias=AliasChoices("signal_id", "id"))
+    strategy_id: Ident
+    symbol: Symbol
+    action: Literal["buy", "sell", "close", "hold"]
+    quantity: PosDec | None = None
+    price: PosDec | None = None
+    take_profit: PosDec | None = None
+    stop_loss: PosDec | None = None
+    take_profit_pct: Pct | None = None
+    stop_loss_pct: Pct | None = None
+    timestamp: TimeMs
+    account_id: Ident = "default"
+
+    @model_validator(mode="after")
+    def _rules(self) -> SignalIn:
+        if self.strategy_id == "unattributed":
+            raise ValueError("strategy_id 'unattributed' is reserved for the bucket")
+        if self.action in ("buy", "sell") and self.quantity is None:
+            raise ValueError(f"quantity is required for a {self.action} signal")
+        d = 1 if self.action == "buy" else -1 if self.action == "sell" else 0
+        if d and self.price is not None:
+            if self.take_profit is not None and (self.take_profit - self.price) * d <= 0:
+                raise ValueError(
+                    f"take_profit {self.take_profit} is on the wrong side of price {self.price} for a {self.action}"
+                )
+            if self.stop_loss is not None and (self.stop_loss - self.price) * d >= 0:
+                raise ValueError(
+                    f"stop_loss {self.stop_loss} is on the wrong side of price {self.price} for a {self.action}"
+                )
+        tp, sl = self.take_profit, self.stop_loss
+        if d and tp is not None and sl is not None and (tp - sl) * d <= 0:
+            raise ValueError(f"take_profit {self.take_profit} and stop_loss {self.stop_loss} are swapped")
+        return self
+
+
+class OrderLinkIn(Strict):
+    order_id: StrictInt | None = Field(default=None, ge=0)
+    client_order_id: Ident | None = None
+    signal_id: Ident
+    role: Literal["entry", "take_profit", "stop_loss", "close"]
+    account_id: Ident = "default"
+
+    @model_validator(mode="after")
+    def _one_ref(self) -> OrderLinkIn:
+        if self.order_id is None and self.client_order_id is None:
+            raise ValueError("a link needs order_id or client_order_id")
+        return self
+
+
+class TradeIn(Strict):
+    symbol: Symbol
+    id: StrictInt = Field(ge=0)
+    orderId: StrictInt = Field(ge=0)
+    side: Literal["BUY", "SELL"]
+    positionSide: Literal["LONG", "SHORT", "BOTH"]
+    price: PosDec
+    qty: PosDec
+    quoteQty: Dec
+    realizedPnl: Dec
+    commission: Dec
+    commissionAsset: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,16}$")]
+    time: EpochMs
+    buyer: StrictBool
+    maker: StrictBool
+    marginAsset: str | None = None
+
+
+class OrderIn(Strict):
+    symbol: Symbol
+    orderId: StrictInt = Field(ge=0)
+    clientOrderId: str = Field(max_length=64)
+    status: str = Field(max_length=24)
+    type: str = Field(max_length=32)
+    origType: str | None = Field(default=None, max_length=32)
+    side: Literal["BUY", "SELL"]
+    positionSide: Literal["LONG", "SHORT", "BOTH"]
+    price: Dec = Decimal(0)
+    avgPrice: Dec = Decimal(0)
+    origQty: Dec
+    executedQty: Dec
+    cumQuote: Dec = Decimal(0)
+    stopPrice: Dec = Decimal(0)
+    reduceOnly: StrictBool = False
+    closePosition: StrictBool = False
+    timeInForce: str | None = None
+    workingType: str | None = None
+    time: EpochMs
+    updateTime: EpochMs
+
+
+class AlgoOrderIn(Strict):
+    algoId: StrictInt = Field(ge=0)
+    clientAlgoId: str = Field(max_length=64)
+    orderType: str = Field(max_length=32)
+    symbol: Symbol
+    side: Literal["BUY", "SELL"]
+    positionSide: Literal["LONG", "SHORT", "BOTH"]
+    quantity: Dec
+    algoStatus: str = Field(max_length=24)
+    triggerPrice: Dec = Decimal(0)
+    createTime: EpochMs
+    updateTime: EpochMs
+    triggerTime: StrictInt = 0
+    actualOrderId: str | StrictInt | None = None
+    executedQty: Dec = Decimal(0)
+    avgPrice: Dec = Decimal(0)
+
+
+class PositionRiskIn(Strict):
+    symbol: Symbol
+    positionSide: Literal["LONG", "SHORT", "BOTH"]
+    positionAmt: Dec
+    entryPrice: Dec
+    breakEvenPrice: Dec | None = None
+    markPrice: Dec
+    unRealizedProfit: Dec
+    notional: Dec | None = None
+    updateTime: StrictInt = 0
+    snapshotTime: EpochMs
+
+
+class IncomeIn(Strict):
+    symbol: str = Field(default="", max_length=32)
+    incomeType: Annotated[str, Field(pattern=r"^[A-Z_]{2,32}$")]
+    income: Dec
+    asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,16}$")]
+    info: str = Field(default="", max_length=255)
+    time: EpochMs
+    tranId: StrictInt = Field(ge=0)
+    tradeId: str | StrictInt = ""
+
+
+class AccountIn(Strict):
+    account_id: Ident
+    position_mode: Literal["hedge", "one_way"]
+
+
+# ----------------------------------------------------------------------------- rows
+def _s(d: Decimal | None) -> str | None:
+    """Decimals travel to the warehouse as exact strings and are CAST there."""
+    return None if d is None else format(d, "f")
+
+
+def _signal_row(m: SignalIn, account_id: str) -> dict:
+    known = set(SignalIn.model_fields) | {"id"}
+    extras = {k: v for k, v in (m.model_extra or {}).items() if k not in known}
+    return {
+        "signal_id": m.signal_id,
+        "account_id": m.account_id,
+        "strategy_id": m.strategy_id,
+        "symbol": m.symbol,
+        "action": m.action,
+        "quantity": _s(m.quantity),
+        "price": _s(m.price),
+        "take_profit": _s(m.take_profit),
+        "stop_loss": _s(m.stop_loss),
+        "take_profit_pct": _s(m.take_profit_pct),
+        "stop_loss_pct": _s(m.stop_loss_pct),
+        "signal_time_ms": m.timestamp,
+        "attributes": json.dumps(extras, sort_keys=True, default=str, ensure_ascii=False),
+    }
+
+
+def _link_row(m: OrderLinkIn, account_id: str) -> dict:
+    ref = f"order:{m.order_id}" if m.order_id is not None else f"client:{m.client_order_id}"
+    return {
+        "account_id": account_id if m.account_id == "default" else m.account_id,
+        "link_ref": ref,
+        "order_id": m.order_id,
+        "client_order_id": m.client_order_id,
+        "signal_id": m.signal_id,
+        "role": m.role,
+    }
+
+
+def _trade_row(m: TradeIn, account_id: str) -> dict:
+    return {
+        "account_id": account_id,
+        "symbol": m.symbol,
+        "trade_id": m.id,
+        "order_id": m.orderId,
+        "side": m.side,
+        "position_side": m.positionSide,
+        "price": _s(m.price),
+        "qty": _s(m.qty),
+        "quote_qty": _s(m.quoteQty),
+        "realized_pnl": _s(m.realizedPnl),
+        "commission": _s(abs(m.commission)),  # a cost magnitude; the API may send it negative
+        "commission_asset": m.commissionAsset,
+        "trade_time_ms": m.time,
+        "buyer": m.buyer,
+        "maker": m.maker,
+        "margin_asset": m.marginAsset,
+    }
+
+
+def _order_row(m: OrderIn, account_id: str) -> dict:
+    return {
+        "account_id": account_id,
+        "symbol": m.symbol,
+        "order_id": m.orderId,
+        "client_order_id": m.clientOrderId,
+        "status": m.status,
+        "order_type": m.type,
+        "orig_type": m.origType,
+        "side": m.side,
+        "position_side": m.positionSide,
+        "price": _s(m.price),
+        "avg_price": _s(m.avgPrice),
+        "orig_qty": _s(m.origQty),
+        "executed_qty": _s(m.executedQty),
+        "cum_quote": _s(m.cumQuote),
+        "stop_price": _s(m.stopPrice),
+        "reduce_only": m.reduceOnly,
+        "close_position": m.closePosition,
+        "time_in_force": m.timeInForce,
+        "working_type": m.workingType,
+        "order_time_ms": m.time,
+        "update_time_ms": m.updateTime,
+    }
+
+
+def _algo_row(m: AlgoOrderIn, account_id: str) -> dict:
+    actual = m.actualOrderId
+    if isinstance(actual, str):
+        actual = int(actual) if actual.strip().isdigit() else None
+    return {
+        "account_id": account_id,
+        "algo_id": m.algoId,
+        "symbol": m.symbol,
+        "client_algo_id": m.clientAlgoId,
+        "order_type": m.orderType,
+        "side": m.side,
+        "position_side": m.positionSide,
+        "quantity": _s(m.quantity),
+        "algo_status": m.algoStatus,
+        "trigger_price": _s(m.triggerPrice),
+        "create_time_ms": m.createTime,
+        "update_time_ms": m.updateTime,
+        "trigger_time_ms": m.triggerTime or None,
+        "actual_order_id": actual,
+        "executed_qty": _s(m.executedQty),
+        "avg_price": _s(m.avgPrice),
+    }
+
+
+def _risk_row(m: PositionRiskIn, account_id: str) -> dict:
+    return {
+        "account_id": account_id,
+        "symbol": m.symbol,
+        "position_side": m.positionSide,
+        "snapshot_time_ms": m.snapshotTime,
+        "position_amt": _s(m.positionAmt),
+        "entry_price": _s(m.entryPrice),
+        "break_even_price": _s(m.breakEvenPrice),
+        "mark_price": _s(m.markPrice),
+        "unrealized_profit": _s(m.unRealizedProfit),
+        "notional": _s(m.notional),
+        "update_time_ms": m.updateTime,
+    }
+
+
+def _income_row(m: IncomeIn, account_id: str) -> dict:
+    return {
+        "account_id": account_id,
+        "income_type": m.incomeType,
+        "tran_id": m.tranId,
+        "symbol": m.symbol,
+        "income": _s(m.income),
+        "asset": m.asset,
+        "info": m.info,
+        "income_time_ms": m.time,
+        "trade_id": str(m.tradeId),
+    }
+
+
+def _account_row(m: AccountIn, account_id: str) -> dict:
+    return {"account_id": m.account_id, "position_mode": m.position_mode}
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How one source record type becomes a row of one raw table."""
+
+    name: str
+    table: str
+    model: type[BaseModel]
+    row: Callable[[Any, str], dict]
+    key: Callable[[dict], str]  # best-effort key of a raw object, for quarantine rows
+
+
+def _k(*fields: str) -> Callable[[dict], str]:
+    def key(obj: dict) -> str:
+        return ":".join(str(obj.get(f, "?"))[:64] for f in fields)
+
+    return key
+
+
+KINDS: dict[str, RecordKind] = {
+    k.name: k
+    for k in (
+        RecordKind(
+            "signals",
+            "signals",
+            SignalIn,
+            _signal_row,
+            lambda o: str(o.get("signal_id", o.get("id", "?")))[:64],
+        ),
+        RecordKind(
+            "order_links",
+            "order_links",
+            OrderLinkIn,
+            _link_row,
+            _k("order_id", "client_order_id", "signal_id"),
+        ),
+        RecordKind("futures_trades", "futures_trades", TradeIn, _trade_row, _k("symbol", "id")),
+        RecordKind("futures_orders", "futures_orders", OrderIn, _order_row, _k("symbol", "orderId")),
+        RecordKind("futures_algo_orders", "futures_algo_orders", AlgoOrderIn, _algo_row, _k("algoId")),
+        RecordKind(
+            "position_risk",
+            "position_snapshots",
+            PositionRiskIn,
+            _risk_row,
+            _k("symbol", "positionSide", "snapshotTime"),
+        ),
+        RecordKind("income", "income", IncomeIn, _income_row, _k("incomeType", "tranId")),
+        RecordKind("account", "accounts", AccountIn, _account_row, _k("account_id")),
+    )
+}
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(x) for x in err["loc"] if x != "__root__")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _constant(name: str) -> Decimal:
+    return Decimal(name.replace("Infinity", "Inf"))  # NaN/Infinity reach the model, which names the field
+
+
+def parse_line(raw: bytes) -> dict:
+    """Bytes of one JSONL line -> JSON object, or :class:`Rejected` with the reason."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise Rejected(f"payload of {len(raw)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at position {exc.start}") from None
+    try:
+        obj = json.loads(text, parse_float=Decimal, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
+    if not isinstance(obj, dict):
+        raise Rejected(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def to_row(kind: RecordKind, obj: dict, account_id: str) -> dict:
+    """Validate ``obj`` and return its raw row (without lineage columns)."""
+    try:
+        model = kind.model.model_validate(obj)
+    except ValidationError as exc:
+        raise Rejected(_reason(exc), kind.key(obj)) from None
+    return kind.row(model, account_id)
+
+
+def row_hash(row: dict) -> str:
+    """Content hash of the typed row: the same record sent as number or string hashes the same."""
+    return hashlib.sha256("\x1f".join(map(str, row.values())).encode("utf-8")).hexdigest()
+
+
+def raw_hash(payload: bytes | str) -> str:
+    data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
+    return hashlib.sha256(data).hexdigest()
+
+
+def printable_payload(raw: bytes) -> str:
+    """The original payload as text for the quarantine table (undecodable bytes escaped, nothing dropped)."""
+    return raw.decode("utf-8", errors="backslashreplace")

@@ -1,0 +1,306 @@
+"""The raw layer on DuckDB or MySQL/MariaDB: bulk, idempotent loads in one transaction each.
+
+A batch of validated rows is staged in bulk (DuckDB: from an Arrow table; MySQL:
+multi-row inserts into a temporary table), compared with what is stored by primary
+key, and merged: new keys are inserted, newer versions of versioned rows (orders)
+replace older ones, identical rows count as duplicates, and rows whose key exists
+with different content come back as conflicts for the quarantine. The batch, its
+quarantine rows, its audit row and its watermarks commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ingestion.schema import ALL_TABLES, AUDIT_TABLES, RAW_TABLES, Table
+from stratpos.config import Settings
+from stratpos.warehouse import ensure_schemas
+
+log = logging.getLogger(__name__)
+MYSQL_CHUNK = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class MergeResult:
+    inserted: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    conflicts: list[dict] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated
+
+
+class RawStore:
+    """One connection to the configured warehouse, with the raw and audit tables."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.target = settings.target
+        self._con = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> RawStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._con is not None:
+            return
+        ensure_schemas(self.settings)
+        if self.target == "duckdb":
+            import duckdb
+
+            self._con = duckdb.connect(str(self.settings.duckdb_path))
+        else:
+            import pymysql
+
+            m = self.settings.mysql
+            self._con = pymysql.connect(
+                host=m.host,
+                port=m.port,
+                user=m.user,
+                password=m.password,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=10,
+                max_allowed_packet=64 * 1024 * 1024,
+                local_infile=True,
+            )
+            self._load_data = self._local_infile_enabled()
+        self.ensure_tables()
+
+    def _local_infile_enabled(self) -> bool:
+        rows = self.fetchall("select @@global.local_infile")
+        enabled = bool(rows and int(rows[0][0]))
+        if not enabled:
+            log.warning("MySQL local_infile is off: bulk loads fall back to multi-row INSERTs (slower)")
+        return enabled
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def con(self):
+        if self._con is None:
+            raise RuntimeError("store is not open")
+        return self._con
+
+    def q(self, name: str) -> str:
+        return f'"{name}"' if self.target == "duckdb" else f"`{name}`"
+
+    def table(self, name: str) -> str:
+        return ALL_TABLES[name].qualified(self.settings)
+
+    def execute(self, sql: str, params: tuple | list | None = None):
+        if self.target == "duckdb":
+            return self.con.execute(sql, params or [])
+        cur = self.con.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def fetchall(self, sql: str, params: tuple | list | None = None) -> list[tuple]:
+        return [tuple(r) for r in self.execute(sql, params).fetchall()]
+
+    def ensure_tables(self) -> None:
+        for t in ALL_TABLES.values():
+            self.execute(t.ddl(self.settings))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Everything inside commits together; an exception rolls all of it back."""
+        self.execute("begin" if self.target == "duckdb" else "start transaction")
+        try:
+            yield self
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, table: Table, rows: list[dict]) -> MergeResult:
+        """Insert new keys, apply newer versions, count duplicates, return conflicts (not stored)."""
+        if not rows:
+            return MergeResult()
+        if self.target == "duckdb":
+            return self._merge_duckdb(table, rows)
+        return self._merge_mysql(table, rows)
+
+    def _casts(self, table: Table, prefix: str = "") -> str:
+        out = []
+        for c in table.columns:
+            col = f"{prefix}{self.q(c.name)}"
+            out.append(f"cast({col} as decimal(38,18)) as {self.q(c.name)}" if c.kind == "dec" else col)
+        return ", ".join(out)
+
+    def _arrow(self, table: Table, rows: list[dict]):
+        import pyarrow as pa
+
+        types = {"int": pa.int64(), "bool": pa.bool_(), "ts": pa.timestamp("ms")}
+        schema = pa.schema([(c.name, types.get(c.kind, pa.string())) for c in table.columns])
+        return pa.table({c.name: [r[c.name] for r in rows] for c in table.columns}, schema=schema)
+
+    def _classify_sql(self, table: Table, staged: str) -> str:
+        target = table.qualified(self.settings)
+        keys = " and ".join(f"b.{self.q(k)} = t.{self.q(k)}" for k in table.key)
+        if table.version:
+            v = self.q(table.version)
+            flag = f"case when b.{v} > t.{v} then 'update' else 'duplicate' end"
+        elif "payload_hash" not in table.column_names:
+            flag = "'duplicate'"
+        else:
+            flag = "case when b.payload_hash = t.payload_hash then 'duplicate' else 'conflict' end"
+        key_cols = ", ".join(f"b.{self.q(k)}" for k in table.key)
+        return f"select {key_cols}, {flag} from {staged} b join {target} t on {keys}"
+
+    def _merge_duckdb(self, table: Table, rows: list[dict]) -> MergeResult:
+        con = self.con
+        con.register("_stratpos_batch", self._arrow(table, rows))
+        try:
+            con.execute(f"create or replace temp table _stratpos_b as select {self._casts(table)} from _stratpos_batch")
+        finally:
+            con.unregister("_stratpos_batch")
+        result = self._apply(table, "_stratpos_b", rows)
+        con.execute("drop table if exists _stratpos_b")
+        return result
+
+    def _merge_mysql(self, table: Table, rows: list[dict]) -> MergeResult:
+        target = table.qualified(self.settings)
+        staged = f"`{self.settings.schema(table.layer)}`.`_stratpos_b`"
+        self.execute(f"drop temporary table if exists {staged}")
+        self.execute(f"create temporary table {staged} like {target}")
+        cols = table.column_names
+        if self._load_data:
+            self._load_data_infile(staged, cols, rows)
+        else:
+            sql = (
+                f"insert into {staged} ({', '.join(self.q(c) for c in cols)}) values ({', '.join(['%s'] * len(cols))})"
+            )
+            cur = self.con.cursor()
+            for i in range(0, len(rows), MYSQL_CHUNK):
+                cur.executemany(sql, [tuple(r[c] for c in cols) for r in rows[i : i + MYSQL_CHUNK]])
+        result = self._apply(table, staged, rows)
+        self.execute(f"drop temporary table if exists {staged}")
+        return result
+
+    def _load_data_infile(self, staged: str, cols: list[str], rows: list[dict]) -> None:
+        """Stage rows with LOAD DATA LOCAL INFILE: no per-value escaping round trip through Python SQL."""
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv", newline="\n") as fh:
+            write = fh.write
+            for r in rows:
+                write("\t".join([_tsv(r[c]) for c in cols]))
+                write("\n")
+            fh.flush()
+            self.execute(
+                f"load data local infile %s into table {staged} character set utf8mb4 "
+                f"fields terminated by '\\t' escaped by '\\\\' lines terminated by '\\n' "
+                f"({', '.join(self.q(c) for c in cols)})",
+                [fh.name],
+            )
+        # LOCAL implies IGNORE: a truncated or mangled value would only be a warning, so fail loudly
+        warnings = self.fetchall("show warnings limit 5")
+        if warnings:
+            raise RuntimeError(f"bulk load into {staged} produced warnings: {warnings}")
+
+    def _apply(self, table: Table, staged: str, rows: list[dict]) -> MergeResult:
+        target = table.qualified(self.settings)
+        matched = self.fetchall(self._classify_sql(table, staged))
+        result = MergeResult()
+        conflict_keys = set()
+        for *key, flag in matched:
+            if flag == "duplicate":
+                result.duplicates += 1
+            elif flag == "update":
+                result.updated += 1
+            else:
+                conflict_keys.add(tuple(key))
+        if conflict_keys:
+            result.conflicts = [r for r in rows if tuple(r[k] for k in table.key) in conflict_keys]
+        keys_on = " and ".join(f"b.{self.q(k)} = t.{self.q(k)}" for k in table.key)
+        cols = ", ".join(self.q(c) for c in table.column_names)
+        bcols = ", ".join(f"b.{self.q(c)}" for c in table.column_names)
+        first_key = self.q(table.key[0])
+        self.execute(
+            f"insert into {target} ({cols}) select {bcols} from {staged} b "
+            f"left join {target} t on {keys_on} where t.{first_key} is null"
+        )
+        result.inserted = len(rows) - len(matched)
+        if table.version and result.updated:
+            v = self.q(table.version)
+            non_key = [c for c in table.column_names if c not in table.key]
+            if self.target == "duckdb":
+                sets = ", ".join(f"{self.q(c)} = b.{self.q(c)}" for c in non_key)
+                keys_where = " and ".join(f"b.{self.q(k)} = {target}.{self.q(k)}" for k in table.key)
+                self.execute(f"update {target} set {sets} from {staged} b where {keys_where} and b.{v} > {target}.{v}")
+            else:
+                sets = ", ".join(f"t.{self.q(c)} = b.{self.q(c)}" for c in non_key)
+                self.execute(f"update {target} t join {staged} b on {keys_on} set {sets} where b.{v} > t.{v}")
+        return result
+
+    # ------------------------------------------------------------------ quarantine, audit, state
+    def quarantine(self, entries: list[dict]) -> int:
+        """Store rejected records (idempotent by source + hash of the original bytes); returns new rows."""
+        if not entries:
+            return 0
+        return self.merge(RAW_TABLES["quarantine"], entries).inserted
+
+    def write_run(self, row: dict) -> None:
+        self.merge(AUDIT_TABLES["ingestion_runs"], [row])
+
+    def get_watermark(self, key: str) -> str | None:
+        rows = self.fetchall(
+            f"select watermark from {self.table('ingestion_state')} where state_key = {self._ph()}", [key]
+        )
+        return rows[0][0] if rows else None
+
+    def watermarks(self, prefix: str) -> dict[str, str]:
+        rows = self.fetchall(
+            f"select state_key, watermark from {self.table('ingestion_state')} where state_key like {self._ph()}",
+            [prefix + "%"],
+        )
+        return dict(rows)
+
+    def set_watermark(self, key: str, value: str, run_id: str) -> None:
+        t = self.table("ingestion_state")
+        self.execute(f"delete from {t} where state_key = {self._ph()}", [key])
+        self.execute(
+            f"insert into {t} (state_key, watermark, updated_at, run_id) values ({', '.join([self._ph()] * 4)})",
+            [key, value, utcnow(), run_id],
+        )
+
+    def _ph(self) -> str:
+        return "?" if self.target == "duckdb" else "%s"
+
+    def count(self, name: str) -> int:
+        return self.fetchall(f"select count(*) from {self.table(name)}")[0][0]
+
+
+def _tsv(v) -> str:
+    """One value in LOAD DATA's default text format (\\N is NULL; backslash, tab, newline escaped)."""
+    if v is None:
+        return "\\N"
+    if v is True:
+        return "1"
+    if v is False:
+        return "0"
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ", timespec="milliseconds")
+    s = v if isinstance(v, str) else str(v)
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
