@@ -1,0 +1,445 @@
+"""The python-binance client for ingestion: credentials, request weight and retries (SPEC §2, §3.2, §9).
+
+* :func:`resolve_credentials` finds the read-only key: ``BINANCE_API_KEY``/``BINANCE_API_SECRET``, else the
+  Airflow connection ``binance_default`` (login = key, password = secret, extra ``{"base_url": …}``), else
+  the paper exchange (sandbox key, ``STRATPOS_BINANCE_BASE_URL``, default ``http://127.0.0.1:8765``).
+* :func:`build_client` makes the real python-binance ``Client`` for them (no ping, bounded timeout).
+* :class:`BinanceApi` wraps a client: every call goes through a tenacity retry loop (``Retry-After`` on
+  429/418, exponential backoff on 5xx, timeouts, connection errors and malformed bodies, a server-time
+  resync on ``-1021``), tracks ``X-MBX-USED-WEIGHT-1M`` and sleeps to the next minute before a request
+  once ~80 % of the weight budget is used. Failures end in :class:`BinanceIngestError`, naming the
+  endpoint and symbol and never the key, the secret or a request signature.
+
+Secrets: the key and secret of every client built or wrapped here are registered with a log filter on
+urllib3's loggers (whose DEBUG lines carry signed URLs) and scrubbed from every message this module makes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+if TYPE_CHECKING:
+    from binance.client import Client
+
+log = logging.getLogger(__name__)
+
+ENV_API_KEY = "BINANCE_API_KEY"
+ENV_API_SECRET = "BINANCE_API_SECRET"
+ENV_BASE_URL = "STRATPOS_BINANCE_BASE_URL"
+AIRFLOW_CONN_ID = "binance_default"
+SANDBOX_API_KEY = "sandbox-api-key"
+SANDBOX_API_SECRET = "sandbox-api-secret"
+SANDBOX_BASE_URL = "http://127.0.0.1:8765"
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_WEIGHT_LIMIT = 2400
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+# python-binance method (+ conditional flag) -> the REST endpoint it calls, for messages
+ENDPOINTS = {
+    "futures_time": "GET /fapi/v1/time",
+    "futures_ping": "GET /fapi/v1/ping",
+    "futures_exchange_info": "GET /fapi/v1/exchangeInfo",
+    "futures_account_trades": "GET /fapi/v1/userTrades",
+    "futures_get_all_orders": "GET /fapi/v1/allOrders",
+    "futures_get_all_orders+conditional": "GET /fapi/v1/allAlgoOrders",
+    "futures_income_history": "GET /fapi/v1/income",
+    "futures_position_information": "GET /fapi/v3/positionRisk",
+    "futures_get_position_mode": "GET /fapi/v1/positionSide/dual",
+}
+
+
+class BinanceIngestError(RuntimeError):
+    """A Binance request failed for good; the message names endpoint and symbol, never credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        symbol: str | None = None,
+        status_code: int | None = None,
+        code: int | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.symbol = symbol
+        self.status_code = status_code
+        self.code = code
+        self.attempts = attempts
+
+
+# ----------------------------------------------------------------------------- secrets
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+_SIGNATURE_RE = re.compile(r"(signature=)[^&\s'\"<>]+", re.IGNORECASE)
+_APIKEY_HEADER_RE = re.compile(r"(X-MBX-APIKEY['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+", re.IGNORECASE)
+
+
+def register_secret(*values: str | None) -> None:
+    """Remember values (API key, secret) that must never appear in a log line or error message."""
+    with _SECRETS_LOCK:
+        _SECRETS.update(v for v in values if v and len(v) >= 4)
+
+
+def scrub(text: str) -> str:
+    """``text`` without registered secrets, request signatures or API-key headers."""
+    if not text:
+        return text
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    text = _SIGNATURE_RE.sub(r"\1***", text)
+    return _APIKEY_HEADER_RE.sub(r"\1***", text)
+
+
+class _ScrubFilter(logging.Filter):
+    """Rewrites records of third-party loggers that print signed request URLs (urllib3 at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is not ours to fix
+            return True
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTERED_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "binance.base_client", "binance.client")
+
+
+def _install_log_filter() -> None:
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ScrubFilter) for f in logger.filters):
+            logger.addFilter(_ScrubFilter())
+
+
+_install_log_filter()
+
+
+# ----------------------------------------------------------------------------- credentials
+@dataclass(frozen=True)
+class BinanceCredentials:
+    """Where to read from and with which key; ``repr`` never shows the key or secret."""
+
+    api_key: str = field(repr=False)
+    api_secret: str = field(repr=False)
+    base_url: str | None = None  # None: Binance itself; else e.g. the sandbox's http://127.0.0.1:8765
+    origin: str = "sandbox"  # env | airflow:<conn_id> | sandbox
+
+    def describe(self) -> str:
+        return f"{self.origin} ({self.base_url or 'fapi.binance.com'})"
+
+
+def _airflow_connection(conn_id: str, env: Mapping[str, str]):
+    """The Airflow connection, when running under Airflow (or its env-var connection is set) and it exists."""
+    env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if "airflow" not in sys.modules and env_var not in env:
+        return None  # importing Airflow outside Airflow is slow and creates AIRFLOW_HOME; don't
+    try:
+        from airflow.sdk import BaseHook
+    except Exception:  # Airflow missing or broken: no connection
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:
+        log.debug("no Airflow connection %s (%s)", conn_id, type(exc).__name__)
+        return None
+
+
+def resolve_credentials(env: Mapping[str, str] | None = None, conn_id: str = AIRFLOW_CONN_ID) -> BinanceCredentials:
+    """Environment first, then the Airflow connection, then the paper exchange (SPEC §2)."""
+    env = os.environ if env is None else env
+    base_env = env.get(ENV_BASE_URL, "").strip() or None
+    key, secret = env.get(ENV_API_KEY, "").strip(), env.get(ENV_API_SECRET, "").strip()
+    if key or secret:
+        if not (key and secret):
+            missing = ENV_API_SECRET if key else ENV_API_KEY
+            raise BinanceIngestError(f"{missing} is not set (both {ENV_API_KEY} and {ENV_API_SECRET} are needed)")
+        register_secret(key, secret)
+        return BinanceCredentials(key, secret, base_env, "env")
+    conn = _airflow_connection(conn_id, env)
+    if conn is not None and conn.login and conn.password:
+        extra = {}
+        try:
+            extra = conn.extra_dejson or {}
+        except Exception:
+            log.warning("Airflow connection %s: extra is not valid JSON; ignoring it", conn_id)
+        base = str(extra.get("base_url") or "").strip() or base_env
+        register_secret(conn.login, conn.password)
+        return BinanceCredentials(conn.login, conn.password, base, f"airflow:{conn_id}")
+    return BinanceCredentials(SANDBOX_API_KEY, SANDBOX_API_SECRET, base_env or SANDBOX_BASE_URL, "sandbox")
+
+
+def build_client(credentials: BinanceCredentials | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Client:
+    """A python-binance ``Client`` for ``credentials`` (default: :func:`resolve_credentials`); sends nothing."""
+    from binance.client import Client
+
+    creds = credentials or resolve_credentials()
+    register_secret(creds.api_key, creds.api_secret)
+    client = Client(creds.api_key, creds.api_secret, ping=False, requests_params={"timeout": timeout})
+    if creds.base_url:
+        base = creds.base_url.rstrip("/")
+        client.FUTURES_URL = base if base.endswith("/fapi") else base + "/fapi"
+    log.info("binance client: %s", creds.describe())
+    return client
+
+
+# ----------------------------------------------------------------------------- retries and weight
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``attempts`` in total per request, exponential waits ``base_wait * 2**n`` up to
+    ``max_wait`` seconds; a ``Retry-After`` longer than ``max_retry_after`` (an IP ban) is not waited out."""
+
+    attempts: int = 6
+    base_wait: float = 0.5
+    max_wait: float = 30.0
+    max_retry_after: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be >= 1")
+
+
+_TRANSIENT_REQUEST_ERRORS = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def _retry_after(exc: BinanceAPIException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def endpoint_of(method: str, params: Mapping[str, Any]) -> str:
+    name = method + ("+conditional" if params.get("conditional") else "")
+    return ENDPOINTS.get(name, method)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, scrubbed description of a request failure."""
+    if isinstance(exc, BinanceAPIException):
+        return scrub(f"HTTP {exc.status_code}, code {exc.code}: {exc.message}")
+    if isinstance(exc, BinanceRequestException):
+        return "malformed response body (not JSON)"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "request timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return scrub(f"connection failed: {exc}")[:500]  # requests puts the signed URL in the message
+    return scrub(f"{type(exc).__name__}: {exc}")
+
+
+class BinanceApi:
+    """A python-binance ``Client`` with retries, a request-weight budget and scrubbed errors.
+
+    ``sleep`` and ``clock`` are injectable so tests can run retries and budget waits instantly;
+    ``weight_limit`` overrides the limit that :meth:`prepare` reads from exchangeInfo.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        weight_limit: int | None = None,
+        budget_fraction: float = 0.8,
+    ) -> None:
+        self.client = client
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._fixed_limit = weight_limit
+        self.weight_limit = weight_limit or DEFAULT_WEIGHT_LIMIT
+        self.budget_fraction = budget_fraction
+        self.used_weight: int | None = None
+        self._weight_minute: int | None = None
+        self.stats: Counter[str] = Counter()
+        register_secret(getattr(client, "API_KEY", None), getattr(client, "API_SECRET", None))
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S, **kw):
+        return cls(build_client(resolve_credentials(env), timeout=timeout), **kw)
+
+    # -- set-up ----------------------------------------------------------------------------------------
+    def prepare(self) -> int:
+        """Sync the clock with the server and read the weight limit; returns the server time (ms)."""
+        server_ms = self.sync_time()
+        if self._fixed_limit is None:
+            info = self.call("futures_exchange_info")
+            for rule in info.get("rateLimits", []) if isinstance(info, dict) else []:
+                if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE":
+                    with contextlib.suppress(KeyError, TypeError, ValueError):
+                        self.weight_limit = int(rule["limit"]) // max(1, int(rule.get("intervalNum", 1)))
+        return server_ms
+
+    def sync_time(self) -> int:
+        """Set ``client.timestamp_offset = server time - local time``; returns the server time (ms)."""
+        before = time.time()
+        result = self.call("futures_time", _sync=False)
+        after = time.time()
+        server_ms = int(result["serverTime"])
+        self.client.timestamp_offset = server_ms - int((before + after) / 2 * 1000)
+        self.stats["time_syncs"] += 1
+        return server_ms
+
+    # -- calls -----------------------------------------------------------------------------------------
+    def call(self, method: str, _sync: bool = True, **params: Any) -> Any:
+        """``client.<method>(**params)`` with retries; raises :class:`BinanceIngestError` when it gives up."""
+        endpoint = endpoint_of(method, params)
+        symbol = params.get("symbol")
+        fn = getattr(self.client, method)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._before_retry(state, endpoint, symbol, _sync),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(fn, params)
+        except Exception as exc:
+            attempts = int(retrying.statistics.get("attempt_number", 1))
+            raise self._error(exc, endpoint, symbol, attempts) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, fn: Callable[..., Any], params: Mapping[str, Any]) -> Any:
+        self._respect_budget()
+        self.stats["requests"] += 1
+        try:
+            result = fn(**dict(params))
+        except BinanceAPIException as exc:
+            self._observe(getattr(exc, "response", None))
+            self.stats[f"http_{exc.status_code}"] += 1
+            raise
+        except BinanceRequestException:
+            self._observe(getattr(self.client, "response", None))
+            self.stats["malformed"] += 1
+            raise
+        except _TRANSIENT_REQUEST_ERRORS as exc:
+            self.stats["timeouts" if isinstance(exc, requests.exceptions.Timeout) else "connection_errors"] += 1
+            raise
+        self._observe(getattr(self.client, "response", None))
+        return result
+
+    def _observe(self, response: requests.Response | None) -> None:
+        if response is None:
+            return
+        value = response.headers.get(WEIGHT_HEADER)
+        if value is None:
+            return
+        try:
+            self.used_weight = int(value)
+        except ValueError:
+            return
+        self._weight_minute = int(self._clock() // 60)
+
+    def _respect_budget(self) -> None:
+        """Before a request: past ~80 % of the minute's weight, wait for the next minute window."""
+        if self.used_weight is None or self.used_weight < self.budget_fraction * self.weight_limit:
+            return
+        now = self._clock()
+        if self._weight_minute != int(now // 60):
+            return  # the window in which that weight was used is over
+        wait = 60.0 - now % 60.0 + 0.05
+        self.stats["budget_sleeps"] += 1
+        log.info(
+            "binance request weight %d of %d used this minute; waiting %.1f s for the next window",
+            self.used_weight,
+            self.weight_limit,
+            wait,
+        )
+        self._sleep(wait)
+        self.used_weight = None
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, BinanceAPIException):
+            if exc.status_code in (418, 429):
+                after = _retry_after(exc)
+                return after is None or after <= self.retry.max_retry_after
+            return exc.status_code >= 500 or exc.status_code == 408 or exc.code == -1021
+        return isinstance(exc, (BinanceRequestException, *_TRANSIENT_REQUEST_ERRORS))
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, BinanceAPIException):
+            if exc.status_code in (418, 429):
+                after = _retry_after(exc)
+                return after if after is not None else 60.0
+            if exc.code == -1021:
+                return 0.0  # the clock was resynced; no reason to wait
+        return min(self.retry.max_wait, self.retry.base_wait * 2 ** (state.attempt_number - 1))
+
+    def _before_retry(self, state: RetryCallState, endpoint: str, symbol: str | None, sync: bool) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.stats["retries"] += 1
+        log.warning(
+            "%s%s: %s; retry %d of %d in %.2f s",
+            endpoint,
+            f" {symbol}" if symbol else "",
+            describe_error(exc) if exc else "failed",
+            state.attempt_number,
+            self.retry.attempts - 1,
+            wait,
+        )
+        if isinstance(exc, BinanceAPIException) and exc.status_code in (418, 429):
+            self.used_weight = None  # Retry-After covers the budget; don't wait twice
+        if sync and isinstance(exc, BinanceAPIException) and exc.code == -1021:
+            try:
+                self.sync_time()
+                log.info("binance server time offset is now %d ms", self.client.timestamp_offset)
+            except BinanceIngestError as err:
+                log.warning("could not resync the server time: %s", err)
+
+    def _error(self, exc: BaseException, endpoint: str, symbol: str | None, attempts: int) -> BinanceIngestError:
+        where = endpoint + (f" (symbol {symbol})" if symbol else "")
+        how = f"gave up after {attempts} attempts" if self._retryable(exc) else "failed"
+        status = exc.status_code if isinstance(exc, BinanceAPIException) else None
+        code = exc.code if isinstance(exc, BinanceAPIException) else None
+        return BinanceIngestError(
+            scrub(f"{where}: {how}: {describe_error(exc)}"),
+            endpoint=endpoint,
+            symbol=symbol,
+            status_code=status,
+            code=code,
+            attempts=attempts,
+        )
+
+
+def weight_snapshot(api: BinanceApi) -> str:
+    """One line for logs: weight used of limit, requests and retries so far."""
+    return json.dumps(
+        {"used_weight": api.used_weight, "weight_limit": api.weight_limit, **dict(sorted(api.stats.items()))}
+    )

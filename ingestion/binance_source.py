@@ -1,0 +1,536 @@
+"""Binance USD-M futures → raw layer through python-binance (SPEC §3.2, §3.5).
+
+One call of :func:`ingest_binance` reads, for one account:
+
+1. the position mode (``GET /fapi/v1/positionSide/dual``) → ``raw.accounts``;
+2. one positionRisk v3 snapshot, stamped ``snapshotTime`` = when it was taken (committed last, with
+   explicit zero rows for keys seen before that v3 no longer lists because they are flat);
+3. income in windows of at most 7 days, from the watermark minus ``lookback_ms`` (late rows), paged;
+4. per symbol — the ``symbols`` argument ∪ symbols in income, positionRisk, ``raw.signals`` and this
+   account's ``raw.futures_trades`` — orders (``allOrders``), conditional orders (``allAlgoOrders``,
+   skipped when the exchange does not offer it) and trades (``userTrades``).
+
+Incremental state lives in ``audit.ingestion_state`` (keys below, ``{a}`` = account id) and is written in
+the same transaction as the batch it describes, so it never runs ahead of committed data:
+
+* ``binance:{a}:trades:{SYMBOL}`` — the last trade id committed; the next run reads ``fromId`` = it + 1;
+* ``binance:{a}:orders:{SYMBOL}`` / ``binance:{a}:algo_orders:{SYMBOL}`` — the orderId / algoId to resume
+  from: the smallest one read that was not yet final (NEW, PARTIALLY_FILLED, …), else the last one + 1, so
+  status changes of open orders are picked up (a newer ``updateTime`` replaces the stored version);
+* ``binance:{a}:income`` — the latest income ``time`` committed;
+* ``binance:{a}:position_risk`` — the ``snapshotTime`` of the last snapshot (informational).
+
+A key without a watermark starts at ``since_ms`` (default: 30 days before the server time) by walking
+7-day windows up to the first one with records and continues by id from there. ``until_ms`` caps every
+read (default: the server time). Records are committed in batches of at most ``batch_size`` with the
+watermark of exactly what each batch holds; a request that keeps failing ends the run with
+:class:`~ingestion.binance_client.BinanceIngestError` after writing a ``failed`` audit row for the batch
+in progress (which is not committed, so its watermark does not move).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ingestion.batch import Batch, BatchStats, new_run_id
+from ingestion.binance_client import (
+    BinanceApi,
+    BinanceIngestError,
+    build_client,
+    endpoint_of,
+    scrub,
+    weight_snapshot,
+)
+from ingestion.records import SYMBOL_RE
+from ingestion.store import RawStore, utcnow
+from stratpos.config import Settings
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+WINDOW_MS = 7 * DAY_MS  # Binance's longest startTime..endTime span
+DEFAULT_SINCE_MS = 30 * DAY_MS
+PAGE_LIMIT = 1000
+DEFAULT_BATCH = 50_000
+FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
+FINAL_ALGO_STATUSES = frozenset({"CANCELED", "CANCELLED", "FINISHED", "EXPIRED", "REJECTED", "TRIGGERED"})
+_SYMBOL = re.compile(SYMBOL_RE)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _field_int(obj: Any, name: str) -> int | None:
+    return _int(obj.get(name)) if isinstance(obj, dict) else None
+
+
+def watermark_key(account_id: str, kind: str, symbol: str | None = None) -> str:
+    return f"binance:{account_id}:{kind}" + (f":{symbol}" if symbol else "")
+
+
+class _SkipSymbol(Exception):
+    """The exchange does not know this symbol (-1121): skip it, don't fail the run."""
+
+
+class _Stream:
+    """Consecutive batches of one source; each commit carries the watermarks of what it holds."""
+
+    def __init__(self, ing: _Ingestion, kind: str, source: str) -> None:
+        self.ing = ing
+        self.kind = kind
+        self.source = source
+        self.total = BatchStats(kind)
+        self.batch_no = 0
+        self.batch = self._new()
+
+    def _new(self) -> Batch:
+        return Batch(self.kind, self.source, self.ing.account_id, self.ing.run_id, self.batch_no)
+
+    def add(self, obj: Any) -> None:
+        if isinstance(obj, dict):
+            self.batch.add_object(obj)
+        else:  # not an object: quarantined with the reason, never silently dropped
+            self.batch.add_line(json.dumps(obj, default=str).encode("utf-8"))
+
+    def maybe_commit(self, watermarks: dict[str, str]) -> None:
+        if len(self.batch) >= self.ing.batch_size:
+            self.commit(watermarks)
+
+    def commit(self, watermarks: dict[str, str]) -> None:
+        self.total.add(self.batch.commit(self.ing.store, watermarks))
+        self.batch_no += 1
+        self.batch = self._new()
+
+    def finish(self, watermarks: dict[str, str]) -> BatchStats:
+        """Commit the rest; a source that received nothing still gets its (empty) audit row."""
+        if len(self.batch) or self.batch_no == 0:
+            self.commit(watermarks)
+        return self.total
+
+    def fail(self, exc: BaseException) -> None:
+        """Audit the batch in progress as failed; it is not committed, so its watermark stays put."""
+        store, batch = self.ing.store, self.batch
+        seconds = time.perf_counter() - batch.started
+        row = {
+            "run_id": self.ing.run_id,
+            "source": self.source,
+            "batch_no": self.batch_no,
+            "target": store.target,
+            "started_at": batch.started_at,
+            "finished_at": utcnow(),
+            "duration_ms": int(seconds * 1000),
+            "received": batch.received,
+            "loaded": 0,
+            "duplicates": 0,
+            "quarantined": 0,
+            "status": "failed",
+            "message": scrub(f"{type(exc).__name__}: {exc}")[:2000],
+        }
+        try:
+            with store.transaction():
+                store.write_run(row)
+        except Exception as err:  # the original error matters more than the audit row
+            log.error("could not write the failed audit row for %s: %s", self.source, scrub(str(err)))
+
+
+class _Ingestion:
+    def __init__(
+        self,
+        store: RawStore,
+        api: BinanceApi,
+        *,
+        account_id: str,
+        run_id: str,
+        since_ms: int,
+        until_ms: int,
+        lookback_ms: int,
+        page_limit: int,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.api = api
+        self.account_id = account_id
+        self.run_id = run_id
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+        self.lookback_ms = lookback_ms
+        self.page_limit = page_limit
+        self.batch_size = batch_size
+        self.progress = progress
+        self.totals: dict[str, BatchStats] = {}
+        self.algo_supported = True
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _ph(self) -> str:
+        return "?" if self.store.target == "duckdb" else "%s"
+
+    def _source(self, kind: str, symbol: str | None = None) -> str:
+        return f"binance:{self.account_id}:{kind}" + (f":{symbol}" if symbol else "")
+
+    def _page(self, method: str, **params: Any) -> list:
+        """One request whose answer must be a JSON array."""
+        page = self.api.call(method, **params)
+        if not isinstance(page, list):
+            raise BinanceIngestError(
+                f"{endpoint_of(method, params)}: expected a JSON array, got {type(page).__name__}",
+                endpoint=endpoint_of(method, params),
+                symbol=params.get("symbol"),
+            )
+        return page
+
+    def _tally(self, kind: str, stats: BatchStats) -> None:
+        self.totals.setdefault(kind, BatchStats(kind)).add(stats)
+
+    def _tick(self, label: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(label, done, total)
+
+    def _guarded(self, stream: _Stream, body: Callable[[], dict[str, str]]) -> BatchStats:
+        """Run ``body`` (which fills ``stream`` and returns its final watermarks) and finish the stream."""
+        try:
+            watermarks = body()
+        except BinanceIngestError as exc:
+            if exc.code == -1121 and exc.symbol:
+                raise _SkipSymbol(str(exc)) from None
+            if not (stream.kind == "futures_algo_orders" and self._unsupported(exc)):
+                stream.fail(exc)
+            raise
+        return stream.finish(watermarks)
+
+    @staticmethod
+    def _unsupported(exc: BinanceIngestError) -> bool:
+        return exc.status_code in (404, 405) or exc.code in (-5000, -1099)
+
+    # -- account ---------------------------------------------------------------------------------------
+    def account(self) -> BatchStats:
+        stream = _Stream(self, "account", self._source("account"))
+
+        def body() -> dict[str, str]:
+            mode = self.api.call("futures_get_position_mode")
+            dual = mode.get("dualSidePosition") if isinstance(mode, dict) else None
+            if isinstance(dual, str) and dual.strip().lower() in ("true", "false"):
+                dual = dual.strip().lower() == "true"
+            # an answer that is neither true nor false is quarantined with the reason, not guessed
+            position_mode = {True: "hedge", False: "one_way"}.get(dual, f"unknown: {mode!r}"[:64])
+            stream.add({"account_id": self.account_id, "position_mode": position_mode})
+            return {}
+
+        stats = self._guarded(stream, body)
+        self._tally("account", stats)
+        return stats
+
+    # -- positions -------------------------------------------------------------------------------------
+    def fetch_positions(self) -> tuple[int, list[dict]]:
+        try:
+            rows = self._page("futures_position_information")
+        except BinanceIngestError as exc:
+            _Stream(self, "position_risk", self._source("position_risk")).fail(exc)
+            raise
+        snapshot_ms = int(time.time() * 1000)
+        return snapshot_ms, rows
+
+    def commit_positions(self, snapshot_ms: int, rows: list[dict]) -> BatchStats:
+        stream = _Stream(self, "position_risk", self._source("position_risk"))
+        objects = [r for r in rows if isinstance(r, dict)]
+        present = {(r.get("symbol"), r.get("positionSide")) for r in objects}
+        marks: dict[str, str] = {}
+        for r in objects:
+            if isinstance(r.get("symbol"), str) and r.get("markPrice") not in (None, ""):
+                marks.setdefault(r["symbol"], str(r["markPrice"]))
+        for r in rows:
+            stream.add({**r, "snapshotTime": snapshot_ms} if isinstance(r, dict) else r)
+        ph = self._ph()
+        known = self.store.fetchall(
+            f"select symbol, position_side from {self.store.table('position_snapshots')} where account_id = {ph} "
+            f"union select symbol, position_side from {self.store.table('futures_trades')} where account_id = {ph}",
+            [self.account_id, self.account_id],
+        )
+        flat = sorted({(s, side) for s, side in known} - present)
+        for symbol, side in flat:
+            stream.add(
+                {
+                    "symbol": symbol,
+                    "positionSide": side,
+                    "positionAmt": "0",
+                    "entryPrice": "0",
+                    "breakEvenPrice": "0",
+                    "markPrice": marks.get(symbol, "0"),
+                    "unRealizedProfit": "0",
+                    "notional": "0",
+                    "updateTime": 0,
+                    "snapshotTime": snapshot_ms,
+                    "stratposFlat": True,  # not sent by Binance: v3 omits flat keys, we write them explicitly
+                }
+            )
+        stats = stream.finish({watermark_key(self.account_id, "position_risk"): str(snapshot_ms)})
+        self._tally("position_risk", stats)
+        return stats
+
+    # -- income ----------------------------------------------------------------------------------------
+    def income(self) -> BatchStats:
+        key = watermark_key(self.account_id, "income")
+        stream = _Stream(self, "income", self._source("income"))
+        stored = _int(self.store.get_watermark(key))
+        start = stored - self.lookback_ms if stored is not None else self.since_ms
+        windows = list(range(start, self.until_ms + 1, WINDOW_MS)) if start <= self.until_ms else []
+
+        def body() -> dict[str, str]:
+            high = stored
+
+            def marks() -> dict[str, str]:
+                return {key: str(high)} if high is not None else {}
+
+            for i, lo in enumerate(windows):
+                hi = min(lo + WINDOW_MS - 1, self.until_ms)
+                page_no = 1
+                while True:
+                    page = self._page(
+                        "futures_income_history", startTime=lo, endTime=hi, limit=self.page_limit, page=page_no
+                    )
+                    for r in page:
+                        stream.add(r)
+                        t = _field_int(r, "time")
+                        if t is not None and lo <= t <= hi:
+                            high = t if high is None else max(high, t)
+                    stream.maybe_commit(marks())
+                    if len(page) < self.page_limit:
+                        break
+                    page_no += 1
+                self._tick("income", i + 1, len(windows))
+            return marks()
+
+        stats = self._guarded(stream, body)
+        self._tally("income", stats)
+        return stats
+
+    # -- symbols ---------------------------------------------------------------------------------------
+    def symbols(self, explicit: Iterable[str] | None, positions: list[dict]) -> list[str]:
+        found: set[str] = {s.strip().upper() for s in explicit or () if isinstance(s, str)}
+        found |= {r["symbol"] for r in positions if isinstance(r, dict) and isinstance(r.get("symbol"), str)}
+        ph = self._ph()
+        for sql, params in (
+            (
+                f"select distinct symbol from {self.store.table('income')} where account_id = {ph} and symbol <> ''",
+                [self.account_id],
+            ),
+            (f"select distinct symbol from {self.store.table('signals')}", []),
+            (
+                f"select distinct symbol from {self.store.table('futures_trades')} where account_id = {ph}",
+                [self.account_id],
+            ),
+        ):
+            found |= {row[0] for row in self.store.fetchall(sql, params) if isinstance(row[0], str)}
+        bad = sorted(s for s in found if not _SYMBOL.match(s))
+        if bad:
+            log.warning("ignoring symbols that are not USD-M futures symbols: %s", ", ".join(bad))
+        return sorted(s for s in found if _SYMBOL.match(s))
+
+    # -- trades ----------------------------------------------------------------------------------------
+    def _first_id(self, method: str, symbol: str, id_field: str, **extra: Any) -> int | None:
+        """Walk 7-day windows from ``since_ms``; the smallest id of the first window holding records."""
+        lo = self.since_ms
+        while lo <= self.until_ms:
+            hi = min(lo + WINDOW_MS - 1, self.until_ms)
+            page = self._page(method, symbol=symbol, startTime=lo, endTime=hi, limit=self.page_limit, **extra)
+            ids = [i for i in (_field_int(r, id_field) for r in page) if i is not None]
+            if ids:
+                return min(ids)
+            lo = hi + 1
+        return None
+
+    def trades(self, symbol: str) -> BatchStats:
+        key = watermark_key(self.account_id, "trades", symbol)
+        stream = _Stream(self, "futures_trades", self._source("trades", symbol))
+        stored = _int(self.store.get_watermark(key))
+
+        def body() -> dict[str, str]:
+            last = stored
+            start = stored + 1 if stored is not None else self._first_id("futures_account_trades", symbol, "id")
+            if start is None:
+                return {}
+
+            def marks() -> dict[str, str]:
+                return {key: str(last)} if last is not None else {}
+
+            from_id = start
+            while True:
+                page = self._page("futures_account_trades", symbol=symbol, fromId=from_id, limit=self.page_limit)
+                ids = [i for i in (_field_int(r, "id") for r in page) if i is not None]
+                done = len(page) < self.page_limit or not ids
+                for r in sorted(page, key=lambda r: _field_int(r, "id") or 0):
+                    rid, t = _field_int(r, "id"), _field_int(r, "time")
+                    if rid is not None and t is not None and t > self.until_ms:
+                        done = True
+                        break
+                    stream.add(r)
+                    if rid is not None:
+                        last = rid if last is None else max(last, rid)
+                stream.maybe_commit(marks())
+                if done:
+                    return marks()
+                from_id = max(ids) + 1
+
+        stats = self._guarded(stream, body)
+        self._tally("futures_trades", stats)
+        return stats
+
+    # -- orders and algo orders ------------------------------------------------------------------------
+    def _orders(self, symbol: str, *, algo: bool) -> BatchStats:
+        kind = "futures_algo_orders" if algo else "futures_orders"
+        state = "algo_orders" if algo else "orders"
+        id_field, time_field = ("algoId", "createTime") if algo else ("orderId", "time")
+        status_field = "algoStatus" if algo else "status"
+        final = FINAL_ALGO_STATUSES if algo else FINAL_ORDER_STATUSES
+        extra = {"conditional": True} if algo else {}
+        key = watermark_key(self.account_id, state, symbol)
+        stream = _Stream(self, kind, self._source(state, symbol))
+        stored = _int(self.store.get_watermark(key))
+
+        def body() -> dict[str, str]:
+            start = stored
+            if start is None:
+                start = self._first_id("futures_get_all_orders", symbol, id_field, **extra)
+            if start is None:
+                return {}
+            first_open: int | None = None
+            last: int | None = None
+
+            def marks() -> dict[str, str]:
+                if first_open is not None:
+                    return {key: str(first_open)}
+                return {key: str(last + 1)} if last is not None else {}
+
+            from_id = start
+            while True:
+                page = self._page(
+                    "futures_get_all_orders", symbol=symbol, limit=self.page_limit, **{id_field: from_id}, **extra
+                )
+                ids = [i for i in (_field_int(r, id_field) for r in page) if i is not None]
+                done = len(page) < self.page_limit or not ids
+                for r in sorted(page, key=lambda r: _field_int(r, id_field) or 0):
+                    rid, t = _field_int(r, id_field), _field_int(r, time_field)
+                    if rid is not None and t is not None and t > self.until_ms:
+                        done = True
+                        break
+                    stream.add(r)
+                    if rid is None:
+                        continue
+                    last = rid if last is None else max(last, rid)
+                    if first_open is None and r.get(status_field) not in final:  # rid is set: r is a dict
+                        first_open = rid
+                stream.maybe_commit(marks())
+                if done:
+                    return marks()
+                from_id = max(ids) + 1
+
+        stats = self._guarded(stream, body)
+        self._tally(kind, stats)
+        return stats
+
+    def orders(self, symbol: str) -> BatchStats:
+        return self._orders(symbol, algo=False)
+
+    def algo_orders(self, symbol: str) -> BatchStats | None:
+        if not self.algo_supported:
+            return None
+        try:
+            return self._orders(symbol, algo=True)
+        except BinanceIngestError as exc:
+            if not self._unsupported(exc):
+                raise
+            self.algo_supported = False
+            log.warning("conditional (algo) orders are not available from this exchange (%s); skipping them", exc)
+            return None
+
+
+def ingest_binance(
+    settings: Settings,
+    *,
+    symbols: Iterable[str] | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    client: Any = None,
+    account_id: str | None = None,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    lookback_ms: int = 3_600_000,
+    page_limit: int = PAGE_LIMIT,
+    batch_size: int = DEFAULT_BATCH,
+    store: RawStore | None = None,
+) -> list[BatchStats]:
+    """Read one Binance USD-M account into the raw layer; returns one summed :class:`BatchStats` per source.
+
+    ``client`` is a python-binance ``Client`` or a :class:`~ingestion.binance_client.BinanceApi` (retry
+    policy, injectable sleep); default: built from the environment / Airflow connection / sandbox.
+    ``progress(label, done, total)`` is called with ``("income", windows done, windows)`` and
+    ``("symbols", symbols done, symbols)``. ``page_limit`` (≤ 1000) and ``batch_size`` exist for tests.
+    """
+    if not 1 <= page_limit <= PAGE_LIMIT:
+        raise ValueError(f"page_limit must be within 1..{PAGE_LIMIT}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    if lookback_ms < 0:
+        raise ValueError("lookback_ms must not be negative")
+    api = client if isinstance(client, BinanceApi) else BinanceApi(client if client is not None else build_client())
+    account_id = account_id or "default"
+    run_id = run_id or new_run_id()
+    own = store is None
+    store = store or RawStore(settings)
+    try:
+        store.open()
+        server_ms = api.prepare()
+        until = until_ms if until_ms is not None else server_ms
+        since = since_ms if since_ms is not None else server_ms - DEFAULT_SINCE_MS
+        ing = _Ingestion(
+            store,
+            api,
+            account_id=account_id,
+            run_id=run_id,
+            since_ms=since,
+            until_ms=until,
+            lookback_ms=lookback_ms,
+            page_limit=page_limit,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        ing.account()
+        snapshot_ms, positions = ing.fetch_positions()
+        ing.income()
+        todo = ing.symbols(symbols, positions)
+        log.info("binance account %s: %d symbol(s) %s, run %s", account_id, len(todo), ", ".join(todo), run_id)
+        for i, symbol in enumerate(todo):
+            try:
+                ing.orders(symbol)
+                ing.algo_orders(symbol)
+                ing.trades(symbol)
+            except _SkipSymbol as exc:
+                log.warning("skipping symbol %s: %s", symbol, exc)
+            ing._tick("symbols", i + 1, len(todo))
+        ing.commit_positions(snapshot_ms, positions)
+    finally:
+        if own:
+            store.close()
+    results = [
+        ing.totals.get(kind, BatchStats(kind))
+        for kind in ("account", "income", "futures_orders", "futures_algo_orders", "futures_trades", "position_risk")
+        if kind in ing.totals
+    ]
+    for stats in results:
+        log.info("binance %s", stats.summary())
+    log.info("binance request stats: %s", weight_snapshot(api))
+    return results
