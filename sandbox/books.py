@@ -11,9 +11,9 @@ Rounding conventions (also in the README):
 - quantities and prices from the exchange are exact;
 - VWAPs, take-profit/stop-loss from percentages, PnL percentages are rounded half away
   from zero to 18 decimals when written;
-- pro-rata shares (episode-end re-allocation, commission, funding) are rounded to 18
-  decimals per allocation, and the last share (by id, then by fill) takes the remainder
-  so that sums stay exact.
+- pro-rata shares are rounded per allocation — quantities of the episode-end
+  re-allocation to 8 decimals (Binance's quantity precision), commission and funding to
+  18 — and the last share (by id, then by fill) takes the remainder so sums stay exact.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 
 from sandbox.accounting import ZERO, KeyPosition, Leg
-from sandbox.jsonl import EXACT, JsonlWriter, dec, dumps, q18
+from sandbox.jsonl import EXACT, JsonlWriter, dec, dumps, q8, q18
 
 EXIT_ROLES = ("take_profit", "stop_loss", "close")
 ROLE_REASON = {"take_profit": "take_profit", "stop_loss": "stop_loss", "close": "manual"}
@@ -130,9 +130,10 @@ class _Episode:
     ended: bool = False
 
 
-def _share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+def _share(total: Decimal, part: Decimal, whole: Decimal, places: int = 18) -> Decimal:
     with localcontext(EXACT):
-        return q18(total * part / whole)
+        x = total * part / whole
+        return q18(x) if places == 18 else q8(x)
 
 
 def commission_share(fill: Fill, qty: Decimal) -> Decimal:
@@ -350,7 +351,7 @@ class GroundTruth:
                 elif j == len(pool) - 1:
                     share = r - given  # row sums stay exact
                 else:
-                    share = _share(alloc.qty, r, total_pool)
+                    share = _share(alloc.qty, r, total_pool, places=8)  # quantities keep Binance's 8 decimals
                 given += share
                 alloc.kept -= share
                 if share:
@@ -358,6 +359,9 @@ class GroundTruth:
             pos.closed_by_rule = reason
             self._track_open(pos)
             self._flush(pos)
+        # each final allocation carries commission·q/Q: the bucket's pool rows now hold `kept`
+        for alloc in pool:
+            bucket.fees += commission_share(alloc.fill, alloc.kept) - commission_share(alloc.fill, alloc.qty)
         # the bucket's last exit is now its last allocation that kept a quantity
         kept = [a for a in pool if a.kept > 0]
         last = max(kept, key=lambda a: (a.fill.time, a.fill.trade_id), default=None)
@@ -375,7 +379,6 @@ class GroundTruth:
             pos.last_exit = (fill.time, fill.trade_id)
             pos.exit_time = fill.time
         pos.fees += commission_share(fill, qty)
-        bucket.fees -= commission_share(fill, qty)
 
     # --------------------------------------------------------------- output
     def _flush(self, pos: PositionBook) -> None:

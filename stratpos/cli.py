@@ -72,6 +72,40 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bytes_progress():
+    """A tqdm bar per source, fed with (label, done, total) calls from the loaders."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _print_stats(stats) -> int:
+    for st in stats:
+        print(st.summary())
+    return 0
+
+
+def cmd_ingest_replay(args: argparse.Namespace) -> int:
+    from ingestion.replay import load_replay
+
+    settings = load_settings()
+    print(f"loading {args.directory} into {settings.describe()}")
+    stats = load_replay(
+        Path(args.directory), settings, batch_size=args.batch_size, progress=None if args.quiet else _bytes_progress()
+    )
+    return _print_stats(stats)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stratpos.demo import run_demo
 
@@ -130,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8765)
     srv.add_argument("--weight-limit", type=int, default=2400, help="request weight per minute before 429")
     srv.set_defaults(func=cmd_sandbox_serve)
+
+    ingest = sub.add_parser("ingest", help="load sources into the raw layer (idempotent)")
+    isub = ingest.add_subparsers(dest="ingest_command", required=True, metavar="SOURCE")
+    rep = isub.add_parser("replay", help="a replay directory (SPEC §3.4)")
+    rep.add_argument("directory")
+    rep.add_argument("--batch-size", type=int, default=50_000, help="records per transaction")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.set_defaults(func=cmd_ingest_replay)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
     bench.add_argument("stage", choices=("generate",), help="stage to measure")

@@ -1,0 +1,46 @@
+{#- Integer and text casts spelled the way each warehouse accepts them. -#}
+{% macro to_int(expr) -%}
+    {{ return(adapter.dispatch('to_int', 'stratpos')(expr)) }}
+{%- endmacro %}
+
+{% macro default__to_int(expr) -%}
+    cast({{ expr }} as signed)
+{%- endmacro %}
+
+{% macro duckdb__to_int(expr) -%}
+    cast({{ expr }} as bigint)
+{%- endmacro %}
+
+{% macro to_text(expr) -%}
+    {{ return(adapter.dispatch('to_text', 'stratpos')(expr)) }}
+{%- endmacro %}
+
+{% macro default__to_text(expr) -%}
+    cast({{ expr }} as char)
+{%- endmacro %}
+
+{% macro duckdb__to_text(expr) -%}
+    cast({{ expr }} as varchar)
+{%- endmacro %}
+
+{#- Exact DECIMAL types: money/prices with 18 decimals, quantities with Binance's 8. -#}
+{% macro dec18(expr) -%}
+    cast({{ expr }} as decimal(38, 18))
+{%- endmacro %}
+
+{% macro qty8(expr) -%}
+    cast({{ expr }} as decimal(30, 8))
+{%- endmacro %}
+
+{#- A MySQL index on a model's table (DuckDB needs none); use as a post-hook. -#}
+{% macro add_index(columns) -%}
+    {{ return(adapter.dispatch('add_index', 'stratpos')(columns)) }}
+{%- endmacro %}
+
+{% macro default__add_index(columns) -%}
+    create index ix_{{ local_md5(this.identifier ~ columns | join('_'))[:20] }} on {{ this }} ({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro duckdb__add_index(columns) -%}
+    select 1
+{%- endmacro %}

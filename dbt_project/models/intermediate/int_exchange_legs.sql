@@ -1,0 +1,109 @@
+-- SPEC §4.1: the fills of each key in (time, id) order, split into legs. A fill that
+-- takes a one-way (BOTH) key across zero becomes a closing leg (old episode) and an
+-- opening leg (new episode). An episode starts with a leg that leaves flat.
+{{ config(post_hook=[
+    "{{ add_index(['account_id', 'exchange_position_key', 'episode_no', 'leg_seq']) }}",
+    "{{ add_index(['leg_id']) }}",
+]) }}
+
+with trades as (
+    select * from {{ ref('stg_binance__trades') }}
+),
+
+running as (
+    select
+        *,
+        sum(signed_quantity) over (
+            partition by account_id, exchange_position_key
+            order by trade_time_ms, trade_id
+            rows between unbounded preceding and current row
+        ) as qty_after_fill
+    from trades
+),
+
+with_before as (
+    select
+        *,
+        qty_after_fill - signed_quantity as qty_before_fill,
+        case
+            when (qty_after_fill - signed_quantity > 0 and qty_after_fill < 0)
+                or (qty_after_fill - signed_quantity < 0 and qty_after_fill > 0)
+                then 1
+            else 0
+        end as crosses_zero
+    from running
+),
+
+legs as (
+    select
+        account_id, symbol, trade_id, order_id, side, position_side, exchange_position_key, price, quantity,
+        realized_pnl, commission, commission_asset, trade_time_ms, trade_time,
+        1 as leg_no,
+        case when crosses_zero = 1 then abs(qty_before_fill) else quantity end as leg_quantity,
+        qty_before_fill as leg_qty_before,
+        case when crosses_zero = 1 then {{ dec18('0') }} else qty_after_fill end as leg_qty_after
+    from with_before
+    union all
+    select
+        account_id, symbol, trade_id, order_id, side, position_side, exchange_position_key, price, quantity,
+        realized_pnl, commission, commission_asset, trade_time_ms, trade_time,
+        2 as leg_no,
+        abs(qty_after_fill) as leg_quantity,
+        {{ dec18('0') }} as leg_qty_before,
+        qty_after_fill as leg_qty_after
+    from with_before
+    where crosses_zero = 1
+),
+
+numbered as (
+    select
+        *,
+        {{ to_int("sum(case when leg_qty_before = 0 then 1 else 0 end) over (
+            partition by account_id, exchange_position_key
+            order by trade_time_ms, trade_id, leg_no
+            rows between unbounded preceding and current row
+        )") }} as episode_no,
+        case when abs(leg_qty_after) > abs(leg_qty_before) then 1 else 0 end as is_increasing,
+        case when leg_qty_after = 0 then 1 else 0 end as closes_episode
+    from legs
+),
+
+final as (
+    select
+        concat(account_id, ':', symbol, ':', {{ to_text('trade_id') }}, ':', {{ to_text('leg_no') }}) as leg_id,
+        account_id,
+        symbol,
+        trade_id,
+        leg_no,
+        order_id,
+        side,
+        position_side,
+        exchange_position_key,
+        episode_no,
+        concat(account_id, ':', exchange_position_key, ':', {{ to_text('episode_no') }}) as exchange_position_id,
+        {{ to_int("row_number() over (
+            partition by account_id, exchange_position_key, episode_no
+            order by trade_time_ms, trade_id, leg_no
+        )") }} as leg_seq,
+        -- an episode's direction is the sign of its first (opening) leg
+        {{ to_int("first_value(case when leg_qty_after > 0 then 1 else -1 end) over (
+            partition by account_id, exchange_position_key, episode_no
+            order by trade_time_ms, trade_id, leg_no
+            rows between unbounded preceding and unbounded following
+        )") }} as episode_dir,
+        price,
+        quantity as fill_quantity,
+        leg_quantity,
+        leg_qty_before,
+        leg_qty_after,
+        is_increasing,
+        closes_episode,
+        realized_pnl as fill_realized_pnl,
+        commission as fill_commission,
+        commission_asset,
+        trade_time_ms,
+        trade_time
+    from numbered
+)
+
+select * from final

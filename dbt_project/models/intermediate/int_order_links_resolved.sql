@@ -1,0 +1,168 @@
+{{ config(post_hook="{{ add_index(['account_id', 'symbol', 'order_id']) }}") }}
+
+-- SPEC §3.3: every exchange order (from allOrders or only seen in fills) tied to
+-- (strategy_position_id, role), first match wins:
+--   1. explicit link by order id, by client order id, or by the client id of the algo
+--      order that triggered it;  2. the {signal_id}-{code} convention on clientOrderId
+--      or clientAlgoId, for known signals only;  3. liquidation ids;  4. unlinked.
+with orders as (
+    select * from {{ ref('stg_binance__orders') }}
+),
+
+trades as (
+    select * from {{ ref('stg_binance__trades') }}
+),
+
+signals as (
+    select * from {{ ref('stg_signals__signals') }}
+),
+
+links as (
+    select * from {{ ref('stg_signals__order_links') }}
+),
+
+-- DISTINCT makes MySQL/MariaDB materialise these with a key on the join columns
+links_by_order_id as (
+    select distinct account_id, order_id, signal_id, role from links where order_id is not null
+),
+
+links_by_client_id as (
+    select distinct account_id, client_order_id, signal_id, role from links where client_order_id is not null
+),
+
+algo_orders as (
+    select distinct account_id, actual_order_id, client_algo_id
+    from {{ ref('stg_binance__algo_orders') }}
+    where actual_order_id is not null
+),
+
+order_ids as (
+    select account_id, symbol, order_id from orders
+    union
+    select distinct account_id, symbol, order_id from trades
+),
+
+with_client_ids as (
+    select
+        ids.account_id,
+        ids.symbol,
+        ids.order_id,
+        o.client_order_id,
+        a.client_algo_id
+    from order_ids as ids
+    left join orders as o
+        on ids.account_id = o.account_id and ids.symbol = o.symbol and ids.order_id = o.order_id
+    left join algo_orders as a
+        on ids.account_id = a.account_id and ids.order_id = a.actual_order_id
+),
+
+conventions as (
+    -- {signal_id}-{code}: the code is the two characters after the last '-'
+    select
+        w.account_id,
+        w.symbol,
+        w.order_id,
+        case
+            when substr(w.client_order_id, length(w.client_order_id) - 2, 1) = '-'
+                and right(w.client_order_id, 2) in ('en', 'tp', 'sl', 'cl')
+                then left(w.client_order_id, length(w.client_order_id) - 3)
+        end as order_signal_id,
+        case
+            when substr(w.client_order_id, length(w.client_order_id) - 2, 1) = '-'
+                then right(w.client_order_id, 2)
+        end as order_code,
+        case
+            when substr(w.client_algo_id, length(w.client_algo_id) - 2, 1) = '-'
+                and right(w.client_algo_id, 2) in ('en', 'tp', 'sl', 'cl')
+                then left(w.client_algo_id, length(w.client_algo_id) - 3)
+        end as algo_signal_id,
+        case
+            when substr(w.client_algo_id, length(w.client_algo_id) - 2, 1) = '-'
+                then right(w.client_algo_id, 2)
+        end as algo_code
+    from with_client_ids as w
+),
+
+candidates as (
+    select
+        w.account_id,
+        w.symbol,
+        w.order_id,
+        w.client_order_id,
+        w.client_algo_id,
+        by_order.signal_id as explicit_order_signal,
+        by_order.role as explicit_order_role,
+        by_client.signal_id as explicit_client_signal,
+        by_client.role as explicit_client_role,
+        by_algo.signal_id as explicit_algo_signal,
+        by_algo.role as explicit_algo_role,
+        order_signal.signal_id as convention_signal,
+        c.order_code,
+        algo_signal.signal_id as convention_algo_signal,
+        c.algo_code
+    from with_client_ids as w
+    inner join conventions as c
+        on w.account_id = c.account_id and w.symbol = c.symbol and w.order_id = c.order_id
+    left join links_by_order_id as by_order
+        on w.account_id = by_order.account_id and w.order_id = by_order.order_id
+    left join links_by_client_id as by_client
+        on w.account_id = by_client.account_id and w.client_order_id = by_client.client_order_id
+    left join links_by_client_id as by_algo
+        on w.account_id = by_algo.account_id and w.client_algo_id = by_algo.client_order_id
+    left join signals as order_signal
+        on c.order_signal_id = order_signal.signal_id and w.account_id = order_signal.account_id
+    left join signals as algo_signal
+        on c.algo_signal_id = algo_signal.signal_id and w.account_id = algo_signal.account_id
+),
+
+resolved as (
+    select
+        account_id,
+        symbol,
+        order_id,
+        client_order_id,
+        client_algo_id,
+        case
+            when explicit_order_signal is not null then 'explicit_order_id'
+            when explicit_client_signal is not null then 'explicit_client_id'
+            when explicit_algo_signal is not null then 'explicit_algo_id'
+            when convention_signal is not null then 'convention'
+            when convention_algo_signal is not null then 'convention_algo'
+            when left(client_order_id, 10) = 'autoclose-'
+                or left(client_order_id, 13) = 'adl_autoclose'
+                or left(client_order_id, 21) = 'settlement_autoclose-'
+                then 'liquidation_id'
+            else 'none'
+        end as link_rule,
+        coalesce(explicit_order_signal, explicit_client_signal, explicit_algo_signal, convention_signal, convention_algo_signal)
+            as strategy_position_id,
+        case
+            when explicit_order_signal is not null then explicit_order_role
+            when explicit_client_signal is not null then explicit_client_role
+            when explicit_algo_signal is not null then explicit_algo_role
+            when convention_signal is not null then
+                case order_code when 'en' then 'entry' when 'tp' then 'take_profit' when 'sl' then 'stop_loss' else 'close' end
+            when convention_algo_signal is not null then
+                case algo_code when 'en' then 'entry' when 'tp' then 'take_profit' when 'sl' then 'stop_loss' else 'close' end
+        end as linked_role
+    from candidates
+),
+
+final as (
+    select
+        account_id,
+        symbol,
+        order_id,
+        client_order_id,
+        client_algo_id,
+        link_rule,
+        strategy_position_id,
+        case
+            when link_rule = 'liquidation_id' then 'liquidation'
+            when link_rule = 'none' then 'unlinked'
+            else linked_role
+        end as link_role
+    from resolved
+)
+
+select * from final

@@ -1,0 +1,135 @@
+"""``stratpos transform``: run the dbt project (``dbt build``) against the configured warehouse.
+
+The CLI and the Airflow DAG both call :func:`run_dbt`. dbt reads its profile from the
+SPEC §2 settings through environment variables, which this module sets for the
+invocation; telemetry is off and nothing reaches the dbt Hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stratpos.config import PROJECT_ROOT, Settings
+from stratpos.warehouse import ensure_schemas
+
+log = logging.getLogger(__name__)
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class TransformError(RuntimeError):
+    """dbt failed; the message lists the failing nodes and their errors."""
+
+
+@dataclass
+class NodeResult:
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    message: str = ""
+
+
+@dataclass
+class TransformResult:
+    success: bool
+    seconds: float
+    nodes: list[NodeResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.status in ("error", "fail", "runtime error")]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            counts[n.status] = counts.get(n.status, 0) + 1
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        return f"dbt {'succeeded' if self.success else 'FAILED'} in {self.seconds:.1f} s ({parts})"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment variables the committed profiles.yml reads."""
+    env = {
+        "STRATPOS_TARGET": settings.target,
+        "STRATPOS_DUCKDB_PATH": str(settings.duckdb_path),
+        "STRATPOS_SCHEMA_PREFIX": settings.schema_prefix,
+        "STRATPOS_MYSQL_HOST": settings.mysql.host,
+        "STRATPOS_MYSQL_PORT": str(settings.mysql.port),
+        "STRATPOS_MYSQL_USER": settings.mysql.user,
+        "STRATPOS_MYSQL_PASSWORD": settings.mysql.password,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DO_NOT_TRACK": "1",
+    }
+    env.setdefault("STRATPOS_MYSQL_FLAVOR", os.environ.get("STRATPOS_MYSQL_FLAVOR", "mariadb"))
+    return env
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_dbt(
+    settings: Settings,
+    command: str = "build",
+    *,
+    full_refresh: bool = False,
+    select: str | None = None,
+    extra_args: list[str] | None = None,
+    on_node: Callable[[NodeResult], None] | None = None,
+    target_path: Path | None = None,
+) -> TransformResult:
+    """Run ``dbt <command>`` in-process; raises :class:`TransformError` when dbt fails."""
+    from dbt.cli.main import dbtRunner
+
+    ensure_schemas(settings)
+    args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if target_path is not None:
+        args += ["--target-path", str(target_path)]
+    if full_refresh and command in ("build", "run", "seed"):
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", select]
+    args += extra_args or []
+    nodes: list[NodeResult] = []
+
+    def callback(event) -> None:
+        if event.info.name != "NodeFinished":
+            return
+        r = event.data.run_result
+        node = NodeResult(
+            name=event.data.node_info.node_name,
+            resource_type=event.data.node_info.resource_type,
+            status=str(r.status),
+            seconds=round(float(r.execution_time or 0.0), 2),
+            message=(r.message or "").strip(),
+        )
+        nodes.append(node)
+        if on_node:
+            on_node(node)
+
+    started = time.perf_counter()
+    with _environment(dbt_env(settings)):
+        res = dbtRunner(callbacks=[callback]).invoke(args)
+    result = TransformResult(bool(res.success), time.perf_counter() - started, nodes)
+    if not res.success:
+        details = "; ".join(f"{n.resource_type} {n.name}: {n.message[:500]}" for n in result.failures)
+        if res.exception is not None:
+            details = f"{details}; {res.exception}" if details else str(res.exception)
+        raise TransformError(f"dbt {command} failed: {details or 'see dbt output'}")
+    return result
