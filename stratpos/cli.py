@@ -106,6 +106,34 @@ def cmd_ingest_replay(args: argparse.Namespace) -> int:
     return _print_stats(stats)
 
 
+def cmd_transform(args: argparse.Namespace) -> int:
+    from stratpos.transform import TransformError, run_dbt
+
+    settings = load_settings()
+    print(f"dbt build on {settings.describe()}{' (full refresh)' if args.full_refresh else ''}")
+
+    def show(node) -> None:
+        mark = {"success": "ok", "pass": "ok"}.get(node.status, node.status.upper())
+        print(f"  {mark:<6} {node.resource_type:<6} {node.name} ({node.seconds:.2f} s)", flush=True)
+        if node.status in ("error", "fail", "warn") and node.message:
+            print(f"         {node.message.splitlines()[0][:300]}")
+
+    try:
+        result = run_dbt(
+            settings,
+            "build",
+            full_refresh=args.full_refresh,
+            select=args.select,
+            extra_args=["--quiet"],
+            on_node=show,
+        )
+    except TransformError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stratpos.demo import run_demo
 
@@ -172,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--batch-size", type=int, default=50_000, help="records per transaction")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=cmd_ingest_replay)
+
+    tr = sub.add_parser("transform", help="dbt build: staging, attribution and marts, with their tests")
+    tr.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+    tr.add_argument("--select", help="dbt node selection, e.g. strategy_positions+")
+    tr.set_defaults(func=cmd_transform)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
     bench.add_argument("stage", choices=("generate",), help="stage to measure")

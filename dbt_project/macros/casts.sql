@@ -38,7 +38,16 @@
 {%- endmacro %}
 
 {% macro default__add_index(columns) -%}
-    create index ix_{{ local_md5(this.identifier ~ columns | join('_'))[:20] }} on {{ this }} ({{ columns | join(', ') }})
+    {%- set name = 'ix_' ~ local_md5(this.identifier ~ columns | join('_'))[:20] -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.statistics where table_schema = '" ~ this.schema
+        ~ "' and table_name = '" ~ this.identifier ~ "' and index_name = '" ~ name ~ "'"
+    ) if execute else none -%}
+    {%- if found is not none and found.rows[0][0] | int > 0 -%}
+    select 1
+    {%- else -%}
+    create index {{ name }} on {{ this }} ({{ columns | join(', ') }})
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro duckdb__add_index(columns) -%}

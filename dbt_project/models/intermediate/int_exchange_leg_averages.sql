@@ -2,10 +2,21 @@
 -- an increasing leg moves avg = (|qty|·avg + q·p) / (|qty| + q), kept to 18 decimals;
 -- a reducing leg leaves avg and books (p − avg)·q·dir. The rule is a recurrence, so it
 -- is walked with a recursive CTE, all episodes advancing one leg per iteration.
-{{ config(pre_hook="{{ recursion_limit() }}", post_hook="{{ add_index(['leg_id']) }}") }}
+-- Incremental by episode: only episodes whose legs changed are walked again.
+{{ config(
+    materialized='incremental',
+    unique_key='exchange_position_id',
+    incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
+    pre_hook=[
+        "{{ recursion_limit() }}",
+        "{{ delete_changed_episodes(ref('int_exchange_legs'), ['leg_id', 'exchange_position_id', 'leg_seq', 'leg_quantity', 'price']) }}",
+    ],
+    post_hook="{{ add_index(['leg_id']) }}",
+) }}
 
 with recursive legs as (
-    select * from {{ ref('int_exchange_legs') }}
+    select * from {{ ref('int_exchange_legs') }} as src
+    {{ episodes_to_build('src') }}
 ),
 
 walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after, computed_pnl) as (
@@ -48,10 +59,15 @@ walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after,
 
 final as (
     select
-        leg_id,
-        avg_after as avg_price_after,
-        computed_pnl as computed_realized_pnl
-    from walk
+        w.leg_id,
+        l.exchange_position_id,
+        l.leg_seq,
+        l.leg_quantity,
+        l.price,
+        w.avg_after as avg_price_after,
+        w.computed_pnl as computed_realized_pnl
+    from walk as w
+    inner join legs as l on w.leg_id = l.leg_id
 )
 
 select * from final

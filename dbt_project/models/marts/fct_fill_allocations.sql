@@ -1,7 +1,19 @@
+{{ config(
+    materialized='incremental',
+    unique_key='exchange_position_id',
+    incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
+    pre_hook="{{ delete_changed_episodes(ref('int_fill_allocations'), [
+        'allocation_id', 'exchange_position_id', 'strategy_position_id', 'role', 'allocation_type', 'quantity',
+        'commission', 'binance_realized_pnl', 'effective_time_ms'
+    ]) }}",
+) }}
+
 -- The atomic fact of SPEC §4.2: each fill (leg) split into allocations whose quantities
 -- sum to the leg's quantity, with its commission and Binance realizedPnl shares.
+-- Incremental by episode: only episodes whose allocations changed are rewritten.
 with allocations as (
-    select * from {{ ref('int_fill_allocations') }}
+    select * from {{ ref('int_fill_allocations') }} as src
+    {{ episodes_to_build('src') }}
 ),
 
 signals as (
