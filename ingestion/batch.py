@@ -3,7 +3,11 @@
 Counting rule (SPEC §3.5): every record a batch receives is exactly one of
 loaded (inserted, or a newer version of a stored row), duplicate (already stored
 or repeated in the batch, or an older version) or quarantined (rejected with a
-reason, or conflicting with a stored record of the same key).
+reason, or conflicting with a stored record of the same key; for versioned records:
+the same version with different content).
+
+A failed commit rolls the whole batch back, records a ``failed`` audit row (best
+effort: if even that fails, the original error is the one raised) and re-raises.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore, utcnow
 
 log = logging.getLogger(__name__)
+MAX_SOURCE_CHARS = 255  # raw.quarantine / audit.ingestion_runs keep the source in a varchar(255) key column
+_BOM = b"\xef\xbb\xbf"
 
 
 def new_run_id() -> str:
@@ -58,6 +64,8 @@ class Batch:
     """Collects the records of one source for one commit."""
 
     def __init__(self, kind: str, source: str, account_id: str, run_id: str, batch_no: int = 0):
+        if len(source) > MAX_SOURCE_CHARS:
+            raise ValueError(f"source name longer than {MAX_SOURCE_CHARS} characters: {source[:80]!r}…")
         self.kind = KINDS[kind]
         self.table = RAW_TABLES[self.kind.table]
         self.source = source
@@ -70,26 +78,44 @@ class Batch:
         self.in_batch_duplicates = 0
         self.rows: dict[tuple, dict] = {}
         self.rejects: list[dict] = []
+        self.quarantined_rows: list[dict] = []  # after a commit: every quarantined record, conflicts included
 
     def __len__(self) -> int:
         return self.received
 
-    def reject(self, payload: str, reason: str, key: str | None = None, raw: bytes | None = None) -> None:
-        self.rejects.append(
-            {
-                "source": self.source,
-                "record_hash": raw_hash(raw if raw is not None else payload),
-                "record_key": (key or "?")[:255],
-                "reason": reason,
-                "payload": payload,
-                "run_id": self.run_id,
-                "quarantined_at": utcnow(),
-            }
-        )
+    def reject(
+        self,
+        payload: str,
+        reason: str,
+        key: str | None = None,
+        raw: bytes | None = None,
+        *,
+        record_hash: str | None = None,
+    ) -> None:
+        """Quarantine one record (already counted as received); identified by the hash of its original bytes."""
+        self.rejects.append(self._reject_row(payload, reason, key, raw, record_hash))
+
+    def add_rejected(self, payload: str, reason: str, key: str | None = None, *, record_hash: str | None = None):
+        """A record the caller rejected itself (e.g. a whole unreadable file): received and quarantined."""
+        self.received += 1
+        self.reject(payload, reason, key, record_hash=record_hash)
+
+    def _reject_row(self, payload, reason, key, raw=None, record_hash=None) -> dict:
+        return {
+            "source": self.source,
+            "record_hash": record_hash or raw_hash(raw if raw is not None else payload),
+            "record_key": (key or "?")[:255],
+            "reason": reason,
+            "payload": payload,
+            "run_id": self.run_id,
+            "quarantined_at": utcnow(),
+        }
 
     def add_line(self, raw: bytes) -> None:
         """One JSONL line as bytes, exactly as read."""
         raw = raw.rstrip(b"\r\n")
+        if raw.startswith(_BOM):
+            raw = raw[3:]
         self.received += 1
         try:
             obj = parse_line(raw)
@@ -118,7 +144,7 @@ class Batch:
         if seen is None:
             self.rows[key] = row
             return
-        if self.table.version:
+        if self.table.version and row[self.table.version] != seen[self.table.version]:
             v = self.table.version
             self.in_batch_duplicates += 1  # the older version counts as a duplicate
             if row[v] > seen[v]:
@@ -144,22 +170,29 @@ class Batch:
         try:
             with store.transaction():
                 merged = store.merge(self.table, rows)
+                rejects = list(self.rejects)  # a retried commit must not quarantine the conflicts twice
                 for r in merged.conflicts:
                     key = ":".join(str(r[k]) for k in self.table.key)
-                    self.reject(r["payload"], f"key {key} was already loaded with different content", key)
-                store.quarantine(self.rejects)
+                    version = f" version {r[self.table.version]}" if self.table.version else ""
+                    reason = f"key {key}{version} was already loaded with different content"
+                    rejects.append(self._reject_row(r["payload"], reason, key))
+                store.quarantine(rejects)
                 stats.loaded = merged.loaded
                 stats.duplicates = merged.duplicates + self.in_batch_duplicates
-                stats.quarantined = len(self.rejects)
+                stats.quarantined = len(rejects)
                 stats.seconds = time.perf_counter() - self.started
                 for key, value in (watermarks or {}).items():
                     store.set_watermark(key, value, self.run_id)
                 store.write_run(self._audit(store, stats, "ok", None))
+            self.quarantined_rows = rejects
         except Exception as exc:
             stats.seconds = time.perf_counter() - self.started
             failed = BatchStats(self.source, received=self.received, seconds=stats.seconds)
-            with store.transaction():
-                store.write_run(self._audit(store, failed, "failed", f"{type(exc).__name__}: {exc}"[:2000]))
+            try:
+                with store.transaction():
+                    store.write_run(self._audit(store, failed, "failed", f"{type(exc).__name__}: {exc}"[:2000]))
+            except Exception as audit_exc:  # the warehouse is gone: the original error matters more
+                log.error("could not record the failed batch of %s: %s", self.source, audit_exc)
             raise
         assert stats.balanced, stats
         return stats

@@ -6,6 +6,11 @@ object and returns the raw-table row (or raises :class:`Rejected` with a reason 
 names the field). Decimals never pass through floats: JSON numbers are parsed as
 ``Decimal`` and the warehouse stores DECIMAL(38,18), so values with more than 18
 decimal places or 20 integer digits are rejected rather than rounded.
+
+Canonical forms, so that the same record hashes the same whatever its encoding: decimals
+are written without exponent and trailing zeros (``45053.0``, ``"45053"`` and
+``"45053.000"`` are one value), and a signal's extra fields (``attributes``) are JSON with
+sorted keys and canonical decimal numbers.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -47,11 +52,12 @@ class Rejected(ValueError):
         self.key = key
 
 
-# DECIMAL(38,18): at most 18 decimal places and 20 integer digits; checked by pydantic-core, not Python
+# DECIMAL(38,18): fewer than 20 integer digits (the bounds, checked by pydantic-core) and at most 18
+# decimal places (checked by `_s` while it writes the value: pydantic's own `decimal_places` check costs
+# ~10 % of the replay's throughput, the string we build anyway gives it for free)
+MAX_PLACES = 18
 _DEC = {
     "allow_inf_nan": False,
-    "max_digits": 38,
-    "decimal_places": 18,
     "gt": Decimal("-1e20"),
     "lt": Decimal("1e20"),
 }
@@ -62,10 +68,31 @@ Symbol = Annotated[str, Field(pattern=SYMBOL_RE)]
 Ident = Annotated[str, Field(pattern=ID_RE)]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _aware_ms(dt: datetime, shown: Any) -> int:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"timestamp {shown!r} has no UTC offset")
+    return (dt - _EPOCH) // _MS  # exact integer milliseconds (sub-millisecond digits are truncated)
+
+
 def _time_ms(v: Any) -> int:
-    """Epoch seconds or milliseconds (number or numeric string), or ISO-8601 with a UTC offset."""
+    """Epoch seconds or milliseconds (number or numeric string), or ISO-8601 with a UTC offset.
+
+    Timezone-aware ``datetime`` objects (typed sources: Parquet, SQL) are accepted as well;
+    Python floats are read through ``repr`` (their shortest exact decimal form).
+    """
     if isinstance(v, bool) or v is None:
         raise ValueError("must be ISO-8601 with an offset or epoch seconds/milliseconds")
+    if isinstance(v, datetime):
+        ms = _aware_ms(v, v.isoformat())
+        if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+            raise ValueError(f"timestamp {v.isoformat()!r} is outside 2009..2100")
+        return ms
+    if isinstance(v, float):
+        v = Decimal(repr(v))
     if isinstance(v, str):
         s = v.strip()
         try:
@@ -77,9 +104,7 @@ def _time_ms(v: Any) -> int:
                 dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"unparseable timestamp {v!r}") from None
-            if dt.tzinfo is None:
-                raise ValueError(f"timestamp {v!r} has no UTC offset")
-            ms = round(dt.astimezone(UTC).timestamp() * 1000)
+            ms = _aware_ms(dt, v)
         else:
             v = num
     if not isinstance(v, str):
@@ -115,7 +140,7 @@ class SignalIn(Strict):
     take_profit_pct: Pct | None = None
     stop_loss_pct: Pct | None = None
     timestamp: TimeMs
-    account_id: Ident = "default"
+    account_id: Ident | None = None  # absent: the source's account (``default`` outside a replay directory)
 
     @model_validator(mode="after")
     def _rules(self) -> SignalIn:
@@ -242,9 +267,59 @@ class AccountIn(Strict):
 
 
 # ----------------------------------------------------------------------------- rows
-def _s(d: Decimal | None) -> str | None:
-    """Decimals travel to the warehouse as exact strings and are CAST there."""
-    return None if d is None else format(d, "f")
+class _TooPrecise(ValueError):
+    def __init__(self, field: str, value: Decimal):
+        super().__init__(
+            f"{field}: Decimal input should have no more than {MAX_PLACES} decimal places (got number {value})"
+        )
+
+
+def _s(d: Decimal | None, field: str) -> str | None:
+    """Decimals travel to the warehouse as exact canonical strings and are CAST there.
+
+    Canonical: no exponent, no trailing zeros, no negative zero, so ``45053.0`` and
+    ``"45053"`` give the same row (and row hash), and a value like ``1.5000000000000000000``
+    (19 places, valid because the extra digits are zeros) fits DECIMAL(38,18) without a
+    truncation warning. More than 18 significant decimal places are rejected (never rounded).
+    """
+    if d is None:
+        return None
+    s = _canonical(d)
+    dot = s.find(".")
+    if dot >= 0 and len(s) - dot - 1 > MAX_PLACES:
+        raise _TooPrecise(field, d)
+    return s
+
+
+def _canonical(d: Decimal) -> str:
+    s = str(d)  # faster than format(); falls back to it for exponent notation
+    if "E" in s:
+        s = format(d, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s == "-0" else s
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys where every Decimal is a canonical number (exact, never a float).
+
+    Non-finite decimals become strings ("NaN"); other unknown types (datetimes …) are
+    written with ``str``.
+    """
+    if isinstance(value, Decimal):
+        return _canonical(value) if value.is_finite() else json.dumps(str(value))
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return canonical_json(Decimal(repr(value)))
+    if isinstance(value, dict):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{canonical_json(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    if isinstance(value, datetime | date):
+        return json.dumps(value.isoformat())
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _signal_row(m: SignalIn, account_id: str) -> dict:
@@ -252,18 +327,18 @@ def _signal_row(m: SignalIn, account_id: str) -> dict:
     extras = {k: v for k, v in (m.model_extra or {}).items() if k not in known}
     return {
         "signal_id": m.signal_id,
-        "account_id": m.account_id,
+        "account_id": account_id if m.account_id is None else m.account_id,
         "strategy_id": m.strategy_id,
         "symbol": m.symbol,
         "action": m.action,
-        "quantity": _s(m.quantity),
-        "price": _s(m.price),
-        "take_profit": _s(m.take_profit),
-        "stop_loss": _s(m.stop_loss),
-        "take_profit_pct": _s(m.take_profit_pct),
-        "stop_loss_pct": _s(m.stop_loss_pct),
+        "quantity": _s(m.quantity, "quantity"),
+        "price": _s(m.price, "price"),
+        "take_profit": _s(m.take_profit, "take_profit"),
+        "stop_loss": _s(m.stop_loss, "stop_loss"),
+        "take_profit_pct": _s(m.take_profit_pct, "take_profit_pct"),
+        "stop_loss_pct": _s(m.stop_loss_pct, "stop_loss_pct"),
         "signal_time_ms": m.timestamp,
-        "attributes": json.dumps(extras, sort_keys=True, default=str, ensure_ascii=False),
+        "attributes": canonical_json(extras),
     }
 
 
@@ -287,11 +362,11 @@ def _trade_row(m: TradeIn, account_id: str) -> dict:
         "order_id": m.orderId,
         "side": m.side,
         "position_side": m.positionSide,
-        "price": _s(m.price),
-        "qty": _s(m.qty),
-        "quote_qty": _s(m.quoteQty),
-        "realized_pnl": _s(m.realizedPnl),
-        "commission": _s(abs(m.commission)),  # a cost magnitude; the API may send it negative
+        "price": _s(m.price, "price"),
+        "qty": _s(m.qty, "qty"),
+        "quote_qty": _s(m.quoteQty, "quoteQty"),
+        "realized_pnl": _s(m.realizedPnl, "realizedPnl"),
+        "commission": _s(abs(m.commission), "commission"),  # a cost magnitude; the API may send it negative
         "commission_asset": m.commissionAsset,
         "trade_time_ms": m.time,
         "buyer": m.buyer,
@@ -311,12 +386,12 @@ def _order_row(m: OrderIn, account_id: str) -> dict:
         "orig_type": m.origType,
         "side": m.side,
         "position_side": m.positionSide,
-        "price": _s(m.price),
-        "avg_price": _s(m.avgPrice),
-        "orig_qty": _s(m.origQty),
-        "executed_qty": _s(m.executedQty),
-        "cum_quote": _s(m.cumQuote),
-        "stop_price": _s(m.stopPrice),
+        "price": _s(m.price, "price"),
+        "avg_price": _s(m.avgPrice, "avgPrice"),
+        "orig_qty": _s(m.origQty, "origQty"),
+        "executed_qty": _s(m.executedQty, "executedQty"),
+        "cum_quote": _s(m.cumQuote, "cumQuote"),
+        "stop_price": _s(m.stopPrice, "stopPrice"),
         "reduce_only": m.reduceOnly,
         "close_position": m.closePosition,
         "time_in_force": m.timeInForce,
@@ -338,15 +413,15 @@ def _algo_row(m: AlgoOrderIn, account_id: str) -> dict:
         "order_type": m.orderType,
         "side": m.side,
         "position_side": m.positionSide,
-        "quantity": _s(m.quantity),
+        "quantity": _s(m.quantity, "quantity"),
         "algo_status": m.algoStatus,
-        "trigger_price": _s(m.triggerPrice),
+        "trigger_price": _s(m.triggerPrice, "triggerPrice"),
         "create_time_ms": m.createTime,
         "update_time_ms": m.updateTime,
         "trigger_time_ms": m.triggerTime or None,
         "actual_order_id": actual,
-        "executed_qty": _s(m.executedQty),
-        "avg_price": _s(m.avgPrice),
+        "executed_qty": _s(m.executedQty, "executedQty"),
+        "avg_price": _s(m.avgPrice, "avgPrice"),
     }
 
 
@@ -356,12 +431,12 @@ def _risk_row(m: PositionRiskIn, account_id: str) -> dict:
         "symbol": m.symbol,
         "position_side": m.positionSide,
         "snapshot_time_ms": m.snapshotTime,
-        "position_amt": _s(m.positionAmt),
-        "entry_price": _s(m.entryPrice),
-        "break_even_price": _s(m.breakEvenPrice),
-        "mark_price": _s(m.markPrice),
-        "unrealized_profit": _s(m.unRealizedProfit),
-        "notional": _s(m.notional),
+        "position_amt": _s(m.positionAmt, "positionAmt"),
+        "entry_price": _s(m.entryPrice, "entryPrice"),
+        "break_even_price": _s(m.breakEvenPrice, "breakEvenPrice"),
+        "mark_price": _s(m.markPrice, "markPrice"),
+        "unrealized_profit": _s(m.unRealizedProfit, "unRealizedProfit"),
+        "notional": _s(m.notional, "notional"),
         "update_time_ms": m.updateTime,
     }
 
@@ -372,7 +447,7 @@ def _income_row(m: IncomeIn, account_id: str) -> dict:
         "income_type": m.incomeType,
         "tran_id": m.tranId,
         "symbol": m.symbol,
-        "income": _s(m.income),
+        "income": _s(m.income, "income"),
         "asset": m.asset,
         "info": m.info,
         "income_time_ms": m.time,
@@ -435,17 +510,41 @@ KINDS: dict[str, RecordKind] = {
 }
 
 
+def _shown(value: Any) -> str:
+    """A short description of an offending input, in JSON terms: ``boolean true``, ``object``, ``string 'x'``."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float | Decimal):
+        return f"number {value}"[:60]
+    if isinstance(value, str):
+        return f"string {value[:40]!r}" + ("…" if len(value) > 40 else "")
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
 def _reason(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(x) for x in err["loc"] if x != "__root__")
         msg = err["msg"].removeprefix("Value error, ")
+        if loc and err["type"] != "missing" and "input" in err:
+            msg = f"{msg} (got {_shown(err['input'])})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
 def _constant(name: str) -> Decimal:
     return Decimal(name.replace("Infinity", "Inf"))  # NaN/Infinity reach the model, which names the field
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_constant
+)  # one decoder: json.loads builds one per call
 
 
 def parse_line(raw: bytes) -> dict:
@@ -457,7 +556,7 @@ def parse_line(raw: bytes) -> dict:
     except UnicodeDecodeError as exc:
         raise Rejected(f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at position {exc.start}") from None
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_constant)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
     if not isinstance(obj, dict):
@@ -469,9 +568,11 @@ def to_row(kind: RecordKind, obj: dict, account_id: str) -> dict:
     """Validate ``obj`` and return its raw row (without lineage columns)."""
     try:
         model = kind.model.model_validate(obj)
+        return kind.row(model, account_id)
     except ValidationError as exc:
         raise Rejected(_reason(exc), kind.key(obj)) from None
-    return kind.row(model, account_id)
+    except _TooPrecise as exc:
+        raise Rejected(str(exc), kind.key(obj)) from None
 
 
 def row_hash(row: dict) -> str:

@@ -3,6 +3,11 @@
 Files are streamed in batches (``batch_size`` lines each, one transaction per batch),
 so a million fills need a bounded amount of memory, and a failed batch can simply be
 re-run: loads are idempotent by primary key.
+
+``account.json`` is loaded first (into ``raw.accounts``); its ``account_id`` is the
+account of every record of the directory. An ``account.json`` that is not a valid
+account object is quarantined and the load stops with :class:`ReplayError`, since the
+account of every other record would be a guess.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ def read_account(directory: Path) -> dict:
     if not path.exists():
         return {"account_id": "default", "position_mode": "hedge"}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        account = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReplayError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(account, dict):
+        raise ReplayError(f"{path} must hold a JSON object, got {type(account).__name__}")
+    return account
 
 
 def load_replay(
@@ -67,8 +75,12 @@ def load_replay(
         store.open()
         acct = Batch("account", f"replay:{directory.name}/account.json", "default", run_id)
         acct.add_object(account, json.dumps(account))
-        results.append(acct.commit(store))
-        account_id = str(account.get("account_id") or "default")
+        stats = acct.commit(store)
+        results.append(stats)
+        if stats.quarantined:
+            reason = acct.quarantined_rows[0]["reason"]
+            raise ReplayError(f"{directory / 'account.json'} cannot be used (quarantined): {reason}")
+        account_id = str(account["account_id"])
         for kind, filename in REPLAY_SOURCES:
             path = directory / filename
             if not path.exists():

@@ -133,13 +133,18 @@ class Scenario:
         return self.account.close(final)
 
 
+def add_worked_example(s: Scenario, at: float = 0) -> None:
+    """SPEC §4.4's steps on BTCUSDT: A and B share BTCUSDT_LONG; each closes with its own take-profit."""
+    s.signal("A1", "strat_a", "BTCUSDT", "buy", "0.001", at=at, price="45000", take_profit="48000")
+    s.trade("A1-en", "BTCUSDT", "BUY", ("0.001", "45000"), at=at + 1)
+    s.signal("B1", "strat_b", "BTCUSDT", "buy", "0.002", at=at + 10, price="46000", take_profit="49000")
+    s.trade("B1-en", "BTCUSDT", "BUY", ("0.002", "46000"), at=at + 11)
+    s.trade("A1-tp", "BTCUSDT", "SELL", ("0.001", "48000"), at=at + 100)
+    s.trade("B1-tp", "BTCUSDT", "SELL", ("0.002", "49000"), at=at + 200)
+
+
 def worked_example(out_dir: Path) -> AccountSummary:
-    """SPEC §4.4: A and B share BTCUSDT_LONG; each closes with its own take-profit."""
+    """SPEC §4.4 as a replay directory of its own."""
     s = Scenario(out_dir, mode="hedge")
-    s.signal("A1", "strat_a", "BTCUSDT", "buy", "0.001", at=0, price="45000", take_profit="48000")
-    s.trade("A1-en", "BTCUSDT", "BUY", ("0.001", "45000"), at=1)
-    s.signal("B1", "strat_b", "BTCUSDT", "buy", "0.002", at=10, price="46000", take_profit="49000")
-    s.trade("B1-en", "BTCUSDT", "BUY", ("0.002", "46000"), at=11)
-    s.trade("A1-tp", "BTCUSDT", "SELL", ("0.001", "48000"), at=100)
-    s.trade("B1-tp", "BTCUSDT", "SELL", ("0.002", "49000"), at=200)
+    add_worked_example(s)
     return s.finish({"BTCUSDT": "49000"}, at=300)
