@@ -188,6 +188,8 @@ class PaperAccount:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for name in [*REPLAY_FILES.values(), GROUND_TRUTH_FILE]:
             (self.out_dir / name).unlink(missing_ok=True)
+        for stale in self.out_dir.glob(".closed-*.jsonl"):  # left by an interrupted run
+            stale.unlink()
         self.account_id = account_id
         self.mode = position_mode
         (self.out_dir / "account.json").write_text(
@@ -464,6 +466,12 @@ class PaperAccount:
                     )
 
     # ------------------------------------------------------------ finish
+    def abort(self) -> None:
+        """Close every file of a failed run and remove the ground truth's temporary file."""
+        for writer in self.w.values():
+            writer.close()
+        self.books.discard()
+
     def close(self, marks: dict[str, Decimal]) -> AccountSummary:
         """Flush every file and write the ground truth at the final marks."""
         for writer in self.w.values():

@@ -473,6 +473,11 @@ class GroundTruth:
             "is_unattributed": pos.is_unattributed,
         }
 
+    def discard(self) -> None:
+        """Drop the temporary file of a run that failed."""
+        self._closed.close()
+        self._tmp_path.unlink(missing_ok=True)
+
     def finish(self, marks: dict[str, Decimal]) -> int:
         """Write ``expected_strategy_positions.jsonl``: closed positions in closing order, then open ones."""
         self._closed.close()

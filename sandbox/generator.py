@@ -296,7 +296,7 @@ class Simulation:
         notional = inst.typical_notional * Decimal(str(round(rng.uniform(0.5, 2.0), 2)))
         qty = max(inst.min_qty, self._round_qty(inst, notional / price))
         strategy.seq += 1
-        sid = f"{strategy.strategy_id[:12]}_{strategy.seq:06d}_{inst.base_asset.lower()[:4]}"
+        sid = f"{strategy.strategy_id}_{strategy.seq:06d}_{inst.base_asset.lower()[:4]}"
         d = 1 if side == "LONG" else -1
         tp_f = Decimal(str(round(rng.uniform(*strategy.tp_range), 4)))
         sl_f = Decimal(str(round(rng.uniform(*strategy.sl_range), 4)))
@@ -478,7 +478,7 @@ class Simulation:
             qty += pos.inst.step_size * rng.randint(1, 3)  # a bot bug: an over-close
         t = self.clock.tick(rng, t0)
         strategy.seq += 1
-        close_sid = f"{strategy.strategy_id[:12]}_{strategy.seq:06d}_cl"
+        close_sid = f"{strategy.strategy_id}_{strategy.seq:06d}_cl"
         rec: dict = {("id" if strategy.id_alias else "signal_id"): close_sid}
         rec.update(
             strategy_id=strategy.strategy_id,
@@ -636,7 +636,7 @@ class Simulation:
 
     def _hold_signal(self, strategy: Strategy, symbol: str, t0: int) -> None:
         strategy.seq += 1
-        sid = f"{strategy.strategy_id[:12]}_{strategy.seq:06d}_hd"
+        sid = f"{strategy.strategy_id}_{strategy.seq:06d}_hd"
         t = self.clock.tick(self.rng, t0)
         rec: dict = {("id" if strategy.id_alias else "signal_id"): sid}
         rec.update(
@@ -651,6 +651,11 @@ class Simulation:
 def generate(cfg: GenerateConfig) -> AccountSummary:
     """Run the simulation and write the replay directory plus ``expected_strategy_positions.jsonl``."""
     started = _time.perf_counter()
-    summary = Simulation(cfg).run()
+    sim = Simulation(cfg)
+    try:
+        summary = sim.run()
+    except BaseException:
+        sim.account.abort()
+        raise
     summary.files["_seconds"] = round(_time.perf_counter() - started, 2)  # type: ignore[assignment]
     return summary

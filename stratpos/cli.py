@@ -106,6 +106,52 @@ def cmd_ingest_replay(args: argparse.Namespace) -> int:
     return _print_stats(stats)
 
 
+def _ms(value: str | None) -> int | None:
+    return None if value is None else int(_iso_utc(value).timestamp() * 1000)
+
+
+def cmd_ingest_binance(args: argparse.Namespace) -> int:
+    from ingestion.binance_client import BinanceIngestError
+    from ingestion.binance_source import ingest_binance
+
+    settings = load_settings()
+    print(f"reading Binance USD-M into {settings.describe()}")
+    try:
+        stats = ingest_binance(
+            settings,
+            symbols=[s.upper() for s in args.symbols] if args.symbols else None,
+            since_ms=_ms(args.since),
+            until_ms=_ms(args.until),
+            account_id=args.account_id,
+            progress=None if args.quiet else _bytes_progress(),
+        )
+    except BinanceIngestError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    return _print_stats(stats)
+
+
+def cmd_ingest_signals(args: argparse.Namespace) -> int:
+    from ingestion.signals import SignalSourceError, ingest_signal_files, ingest_signal_table
+
+    settings = load_settings()
+    try:
+        if args.sql_url:
+            if not (args.table and args.incremental_column):
+                raise SystemExit("stratpos: --sql-url needs --table and --incremental-column")
+            stats = ingest_signal_table(settings, args.sql_url, args.table, args.incremental_column)
+        else:
+            if not args.landing:
+                raise SystemExit("stratpos: give a landing folder or --sql-url")
+            stats = ingest_signal_files(settings, Path(args.landing))
+            if getattr(stats, "skipped", None):
+                print(f"skipped {len(stats.skipped)} unchanged files")
+    except SignalSourceError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    return _print_stats(stats)
+
+
 def cmd_transform(args: argparse.Namespace) -> int:
     from stratpos.transform import TransformError, run_dbt
 
@@ -143,7 +189,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from stratpos.bench import run_bench
 
-    return run_bench(args.stage, Path(args.workdir), days=args.days, strategies=args.strategies, symbols=args.symbols)
+    return run_bench(
+        args.stage,
+        Path(args.workdir),
+        days=args.days,
+        strategies=args.strategies,
+        symbols=args.symbols,
+        replay=Path(args.replay) if args.replay else None,
+        targets=tuple(args.targets),
+    )
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -200,6 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--batch-size", type=int, default=50_000, help="records per transaction")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=cmd_ingest_replay)
+    bn = isub.add_parser("binance", help="the Binance USD-M API through python-binance (keys: SPEC §2; none = sandbox)")
+    bn.add_argument("--symbols", nargs="*", help="symbols to read besides those seen in income/positions/signals")
+    bn.add_argument("--since", help="UTC start for keys without a watermark (default: 30 days ago)")
+    bn.add_argument("--until", help="UTC end (default: now)")
+    bn.add_argument("--account-id", default=None, help="account id to store the data under (default: default)")
+    bn.add_argument("--quiet", action="store_true", help="no progress bars")
+    bn.set_defaults(func=cmd_ingest_binance)
+    sg = isub.add_parser("signals", help="signal files (JSONL/CSV/Parquet, each once) or a SQL table (incremental)")
+    sg.add_argument("landing", nargs="?", help="landing folder of signal files")
+    sg.add_argument("--sql-url", help="SQLAlchemy URL of a signal table instead of files")
+    sg.add_argument("--table", help="table name (with --sql-url)")
+    sg.add_argument("--incremental-column", help="monotonic column, e.g. updated_at (with --sql-url)")
+    sg.set_defaults(func=cmd_ingest_signals)
 
     tr = sub.add_parser("transform", help="dbt build: staging, attribution and marts, with their tests")
     tr.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
@@ -207,11 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_transform)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
-    bench.add_argument("stage", choices=("generate",), help="stage to measure")
+    bench.add_argument("stage", choices=("generate", "ingest", "transform"), help="stage to measure")
     bench.add_argument("--workdir", default="warehouse/bench")
     bench.add_argument("--days", type=float, default=30)
     bench.add_argument("--strategies", type=int, default=10)
     bench.add_argument("--symbols", type=int, default=8, help="how many symbols (first N known ones)")
+    bench.add_argument("--replay", help="replay directory to write (generate) or load (ingest); default WORKDIR/replay")
+    bench.add_argument("--targets", nargs="+", choices=("duckdb", "mysql"), default=["duckdb", "mysql"])
     bench.set_defaults(func=cmd_bench)
 
     cfg = sub.add_parser("config", help="show the warehouse settings in effect (no secrets)")

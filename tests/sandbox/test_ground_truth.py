@@ -174,6 +174,15 @@ def test_same_seed_gives_identical_files(tmp_path):
     assert a.fills > 0
 
 
+def test_many_strategies_get_distinct_signal_ids(tmp_path):
+    """More strategies than names: suffixed names must not share signal ids."""
+    summary = generate(GenerateConfig(out=tmp_path, days=0.5, strategies=15, symbols=("BTCUSDT", "ETHUSDT"), seed=3))
+    ids = [s.get("signal_id", s.get("id")) for s in load(tmp_path, "signals.jsonl")]
+    assert len(ids) == len(set(ids)) and summary.positions > 0
+    assert {s["strategy_id"] for s in load(tmp_path, "signals.jsonl")} >= {"trend_follow", "trend_follow_2"}
+    assert not list(tmp_path.glob(".closed-*"))
+
+
 def test_orders_have_versions_and_final_states(generated):
     orders = load(generated, "futures_orders.jsonl")
     latest = latest_versions(orders, "orderId", "updateTime")
