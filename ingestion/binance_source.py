@@ -34,7 +34,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from ingestion.batch import Batch, BatchStats, new_run_id
@@ -458,6 +458,36 @@ class _Ingestion:
             return None
 
 
+STREAMS = ("account", "income", "symbols", "positions")
+
+
+def discover_symbols(
+    settings: Settings,
+    *,
+    symbols: Iterable[str] | None = None,
+    client: Any = None,
+    account_id: str | None = None,
+) -> list[str]:
+    """The symbols a run would read: ``symbols`` ∪ income ∪ positionRisk ∪ signals ∪ traded ones."""
+    api = client if isinstance(client, BinanceApi) else BinanceApi(client if client is not None else build_client())
+    with RawStore(settings) as store:
+        server_ms = api.prepare()
+        ing = _Ingestion(
+            store,
+            api,
+            account_id=account_id or "default",
+            run_id=new_run_id(),
+            since_ms=server_ms - DEFAULT_SINCE_MS,
+            until_ms=server_ms,
+            lookback_ms=3_600_000,
+            page_limit=PAGE_LIMIT,
+            batch_size=DEFAULT_BATCH,
+            progress=None,
+        )
+        _, positions = ing.fetch_positions()
+        return ing.symbols(symbols, positions)
+
+
 def ingest_binance(
     settings: Settings,
     *,
@@ -472,8 +502,14 @@ def ingest_binance(
     page_limit: int = PAGE_LIMIT,
     batch_size: int = DEFAULT_BATCH,
     store: RawStore | None = None,
+    streams: Collection[str] = STREAMS,
+    discover: bool = True,
 ) -> list[BatchStats]:
     """Read one Binance USD-M account into the raw layer; returns one summed :class:`BatchStats` per source.
+
+    ``streams`` selects parts of the run — ``account``, ``income``, ``symbols`` (orders, algo orders
+    and trades of each symbol) and ``positions`` (the positionRisk snapshot) — so an orchestrator can
+    run them as separate tasks; ``discover=False`` reads exactly ``symbols`` (one mapped task each).
 
     ``client`` is a python-binance ``Client`` or a :class:`~ingestion.binance_client.BinanceApi` (retry
     policy, injectable sleep); default: built from the environment / Airflow connection / sandbox.
@@ -486,6 +522,9 @@ def ingest_binance(
         raise ValueError("batch_size must be positive")
     if lookback_ms < 0:
         raise ValueError("lookback_ms must not be negative")
+    unknown = set(streams) - set(STREAMS)
+    if unknown:
+        raise ValueError(f"unknown stream(s) {sorted(unknown)}; streams are {', '.join(STREAMS)}")
     api = client if isinstance(client, BinanceApi) else BinanceApi(client if client is not None else build_client())
     account_id = account_id or "default"
     run_id = run_id or new_run_id()
@@ -508,10 +547,14 @@ def ingest_binance(
             batch_size=batch_size,
             progress=progress,
         )
-        ing.account()
-        snapshot_ms, positions = ing.fetch_positions()
-        ing.income()
-        todo = ing.symbols(symbols, positions)
+        if "account" in streams:
+            ing.account()
+        snapshot_ms, positions = ing.fetch_positions() if discover or "positions" in streams else (0, [])
+        if "income" in streams:
+            ing.income()
+        todo = [s.upper() for s in symbols or []] if not discover else ing.symbols(symbols, positions)
+        if "symbols" not in streams:
+            todo = []
         log.info("binance account %s: %d symbol(s) %s, run %s", account_id, len(todo), ", ".join(todo), run_id)
         for i, symbol in enumerate(todo):
             try:
@@ -521,7 +564,8 @@ def ingest_binance(
             except _SkipSymbol as exc:
                 log.warning("skipping symbol %s: %s", symbol, exc)
             ing._tick("symbols", i + 1, len(todo))
-        ing.commit_positions(snapshot_ms, positions)
+        if "positions" in streams:
+            ing.commit_positions(snapshot_ms, positions)
     finally:
         if own:
             store.close()

@@ -1,0 +1,132 @@
+"""
+### stratpos_hourly
+
+Every hour: ingest the account's raw facts, rebuild the per-strategy books with dbt
+(through Cosmos), prove with Great Expectations that the attribution reconciles with
+the exchange, and alert when it does not.
+
+1. **discover_symbols** — configured symbols ∪ those seen in income, positions, signals.
+2. **ingest_account_income**, **ingest_signals**, **ingest_symbol** (mapped per symbol:
+   orders, algo orders, trades), then **snapshot_positions** (positionRisk after the fills).
+3. **dbt** — a Cosmos task group over `dbt_project/` (models, then all tests).
+4. **validate** — reconciliation checks R1–R8; a failed check fails the run, alerts go
+   out through the configured channels (the DAG's failure callback covers any other failure).
+
+Manual runs take `since`/`until` (UTC ISO) to override the window; backfills use
+Airflow's own backfill — the window end is the data interval end, and ingestion is
+watermark-based, so re-running an interval changes nothing. Everything here calls the
+same functions as the `stratpos` CLI (`stratpos.pipeline`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, Param, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+TARGET = os.environ.get("STRATPOS_TARGET", "duckdb")
+RAW = Asset("stratpos://warehouse/raw")
+MARTS = Asset("stratpos://warehouse/marts")
+
+
+def _settings():
+    from stratpos.config import load_settings
+
+    return load_settings()
+
+
+def _window(params: dict, data_interval_end) -> tuple[int | None, int | None]:
+    """(since_ms, until_ms): manual params win; otherwise up to the data interval end."""
+    from stratpos.cli import _ms
+
+    until = _ms(params.get("until")) if params.get("until") else int(data_interval_end.timestamp() * 1000)
+    return _ms(params.get("since")) if params.get("since") else None, until
+
+
+def _alert_on_failure(context) -> None:
+    from stratpos.pipeline import alert_failure
+
+    alert_failure(context)
+
+
+@dag(
+    dag_id="stratpos_hourly",
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    # one DuckDB file takes one writer at a time; MySQL/MariaDB runs tasks in parallel
+    max_active_tasks=1 if TARGET == "duckdb" else 16,
+    default_args={"owner": "stratpos", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "since": Param(None, type=["null", "string"], description="UTC start for keys without a watermark"),
+        "until": Param(None, type=["null", "string"], description="UTC end (default: data interval end)"),
+        "symbols": Param([], type="array", description="symbols to read besides the discovered ones"),
+    },
+    tags=["stratpos", "binance", "dbt", "reconciliation"],
+    doc_md=__doc__,
+    on_failure_callback=_alert_on_failure,
+)
+def stratpos_hourly():
+    @task
+    def discover_symbols(params=None) -> list[str]:
+        from stratpos.pipeline import discover_symbols as discover
+
+        return discover(_settings(), params.get("symbols") or [])
+
+    @task(outlets=[RAW])
+    def ingest_account_income(params=None, data_interval_end=None) -> list[dict]:
+        from stratpos.pipeline import ingest_exchange
+
+        since, until = _window(params, data_interval_end)
+        return ingest_exchange(_settings(), streams=["account", "income"], since_ms=since, until_ms=until)
+
+    @task(outlets=[RAW])
+    def ingest_signals() -> list[dict]:
+        from stratpos.pipeline import ingest_signals as load
+
+        return load(_settings())
+
+    @task(outlets=[RAW], map_index_template="{{ task.op_kwargs['symbol'] }}")
+    def ingest_symbol(symbol: str, params=None, data_interval_end=None) -> list[dict]:
+        from stratpos.pipeline import ingest_exchange
+
+        since, until = _window(params, data_interval_end)
+        return ingest_exchange(_settings(), streams=["symbols"], symbols=[symbol], since_ms=since, until_ms=until)
+
+    @task(outlets=[RAW])
+    def snapshot_positions() -> list[dict]:
+        from stratpos.pipeline import ingest_exchange
+
+        return ingest_exchange(_settings(), streams=["positions"])
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(PROJECT_DIR),
+        profile_config=ProfileConfig(
+            profile_name="stratpos", target_name="mysql" if TARGET == "mysql" else "duckdb",
+            profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.CUSTOM, test_behavior=TestBehavior.AFTER_ALL),
+        operator_args={"install_deps": False, "outlets": [MARTS]},
+    )
+
+    @task
+    def validate() -> dict:
+        from stratpos.pipeline import validate as run
+
+        return run(_settings())
+
+    symbols = discover_symbols()
+    loaded = [ingest_account_income(), ingest_signals(), ingest_symbol.expand(symbol=symbols)]
+    snapshot = snapshot_positions()
+    loaded >> snapshot >> dbt >> validate()
+
+
+stratpos_hourly()
