@@ -1,0 +1,390 @@
+"""The HTML report (stratpos/report.py): built from a sandbox warehouse and from an empty one,
+with reconciliation results from the caller or from ``audit.dq_alerts``, and rendered by headless
+Chromium to prove the charts are drawn.
+
+Expected numbers come from SQL on the marts (exact DECIMAL sums), not from the report code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import zlib
+from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from ingestion.replay import load_replay
+from ingestion.store import RawStore
+from sandbox.generator import GenerateConfig, generate
+from stratpos.config import PROJECT_ROOT, Settings
+from stratpos.report import build_report
+from stratpos.transform import run_dbt
+from stratpos.warehouse import duckdb_connection, ensure_schemas, mysql_connection
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+CHROMIUM_TIMEOUT = 60
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+CHARTS = ("equity", "outcomes", "attribution")
+
+
+# --------------------------------------------------------------------------- helpers
+class _Page(HTMLParser):
+    """What the tests look at: leaderboard rows, charts and their marks, episodes, checks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.leaderboard: dict[str, list[str]] = {}
+        self.charts: list[dict] = []  # {"kind", "drawn", "marks", "lines"}
+        self.episodes: list[str] = []
+        self.checks: list[str] = []
+        self._row: str | None = None
+        self._cell: list[str] | None = None
+        self._svg: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-strategy" in a:
+            self._row = a["data-strategy"]
+            self.leaderboard[self._row] = []
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+        elif tag == "svg" and "data-chart" in a:
+            self._svg = {"kind": a["data-chart"], "drawn": a.get("data-drawn"), "marks": 0, "lines": 0}
+            self.charts.append(self._svg)
+        elif tag in ("path", "rect") and self._svg is not None:
+            self._svg["marks"] += 1
+            self._svg["lines"] += "line" in (a.get("class") or "").split()
+        elif tag == "div" and "data-episode" in a:
+            self.episodes.append(a["data-episode"])
+        elif tag == "tr" and "data-check" in a:
+            self.checks.append(a["data-check"])
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None and self._row is not None:
+            self.leaderboard[self._row].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+        elif tag == "svg":
+            self._svg = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def of(self, kind: str) -> list[dict]:
+        return [c for c in self.charts if c["kind"] == kind]
+
+
+def parse(page: str) -> _Page:
+    p = _Page()
+    p.feed(page)
+    p.close()
+    return p
+
+
+def money(value) -> str:
+    q = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{abs(q) if q == 0 else q:,.2f}"
+
+
+def query(settings: Settings, sql: str) -> list[tuple]:
+    if settings.target == "duckdb":
+        with duckdb_connection(settings, read_only=True) as con:
+            return con.execute(sql).fetchall()
+    with mysql_connection(settings) as con, con.cursor() as cur:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def execute(settings: Settings, statements: list[str]) -> None:
+    if settings.target == "duckdb":
+        with duckdb_connection(settings) as con:
+            for s in statements:
+                con.execute(s)
+    else:
+        with mysql_connection(settings) as con, con.cursor() as cur:
+            for s in statements:
+                cur.execute(s)
+
+
+def assert_self_contained(page: str) -> None:
+    lowered = page.lower()
+    assert "http://" not in lowered and "https://" not in lowered
+    assert not re.search(r"<script[^>]*\bsrc\s*=", lowered)
+    assert not re.search(r"<link[^>]*\bhref\s*=", lowered)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:|//)", lowered)
+    assert "@import" not in lowered
+    assert not re.search(r"<(img|iframe|object|embed)\b", lowered)
+
+
+# --------------------------------------------------------------------------- the sandbox warehouse
+@pytest.fixture(scope="module")
+def sandbox_warehouse(tmp_path_factory) -> Settings:
+    """A DuckDB warehouse built from a 2-day, 4-strategy paper account (once for this module).
+
+    Like the ``duckdb_settings`` fixture, but module-scoped: the structure and the browser test
+    share one build.
+    """
+    root = tmp_path_factory.mktemp("report-sandbox")
+    generate(GenerateConfig(out=root / "replay", days=2, strategies=4, seed=5))
+    settings = Settings(target="duckdb", duckdb_path=root / "warehouse.duckdb")
+    logging.getLogger("ingestion").setLevel(logging.WARNING)
+    load_replay(root / "replay", settings)
+    run_dbt(settings, "build", extra_args=["--quiet"])
+    return settings
+
+
+@pytest.fixture(scope="module")
+def sandbox_report(sandbox_warehouse: Settings, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report-out") / "report.html"
+    assert build_report(sandbox_warehouse, out) == out
+    return out
+
+
+def test_report_structure_matches_the_marts(sandbox_warehouse: Settings, sandbox_report: Path):
+    page = sandbox_report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert_self_contained(page)
+    doc = parse(page)
+
+    # 1. leaderboard: one row per strategy in the mart (the bucket included, as "unattributed")
+    expected = {
+        sid: (n, closed, net, opened)
+        for sid, n, closed, net, opened in query(
+            sandbox_warehouse,
+            "select strategy_id, count(*), sum(case when status = 'closed' then 1 else 0 end), "
+            "sum(realized_pnl_net), sum(case when open_quantity <> 0 then 1 else 0 end) "
+            "from marts.strategy_positions group by strategy_id",
+        )
+    }
+    assert len(expected) == 5 and "unattributed" in expected
+    assert set(doc.leaderboard) == set(expected)
+    for sid, (n, closed, net, opened) in expected.items():
+        cells = doc.leaderboard[sid]  # strategy, positions, closed, win rate, net, fees, funding, open, unrealized
+        assert cells[0] == sid
+        assert cells[1] == f"{n:,}" and cells[2] == f"{int(closed):,}" and cells[7] == f"{int(opened):,}"
+        assert cells[4] == money(net), sid
+    assert '<tbody class="bucket"><tr data-strategy="unattributed">' in page
+    (total_net,) = query(sandbox_warehouse, "select sum(realized_pnl_net) from marts.strategy_positions")[0]
+    assert f'<td class="{"neg" if total_net < 0 else "pos"}">{money(total_net)}</td>' in page.split("<tfoot>")[1]
+
+    # 2. equity: one line per strategy that has exits
+    (with_exits,) = query(
+        sandbox_warehouse,
+        "select count(distinct strategy_id) from marts.strategy_positions where exit_time is not null",
+    )[0]
+    [equity] = doc.of("equity")
+    assert equity["lines"] == with_exits and equity["marks"] > with_exits
+    for label in ("exit time (UTC)", "cumulative net realized PnL (USDT)"):
+        assert label in page
+
+    # 3. outcomes: one segment per (strategy, close reason) of closed positions
+    (segments,) = query(
+        sandbox_warehouse,
+        "select count(*) from (select distinct strategy_id, close_reason from marts.strategy_positions "
+        "where status = 'closed' and close_reason is not null) s",
+    )[0]
+    [outcomes] = doc.of("outcomes")
+    assert len(re.findall(r'<rect class="bar"', page.split('data-chart="outcomes"')[1].split("</svg>")[0])) == segments
+    assert outcomes["marks"] > segments  # plus the legend keys
+
+    # 4. attribution: the top 5 shared episodes, in order, each with a chart
+    top = [
+        r[0]
+        for r in query(
+            sandbox_warehouse,
+            "select exchange_position_id from marts.exchange_positions where total_contributions >= 2 "
+            "order by total_contributions desc, peak_quantity desc, exchange_position_id limit 5",
+        )
+    ]
+    assert len(top) == 5
+    assert doc.episodes == top
+    assert len(doc.of("attribution")) == 5
+    assert all(c["marks"] >= 3 for c in doc.charts)
+
+    # 5. no validation given and no dq_alerts table
+    assert "No validation run recorded" in page
+
+
+def test_report_in_headless_chromium(sandbox_report: Path, tmp_path: Path):
+    chromium = _chromium()
+    url = sandbox_report.resolve().as_uri()
+    dom = _run_chromium(chromium, tmp_path, ["--dump-dom", url]).stdout
+    assert "</html>" in dom, "chromium printed no DOM"
+    doc = parse(dom)
+    assert len(doc.leaderboard) == 5
+    for kind in CHARTS:
+        charts = doc.of(kind)
+        assert charts, f"no {kind} chart in the rendered DOM"
+        for c in charts:
+            assert c["marks"] >= 1
+            # set by the page's script from getBBox() after layout: marks with a non-empty box
+            assert c["drawn"] is not None and int(c["drawn"]) >= 1, c
+
+    shot = tmp_path / "report-screenshot.png"
+    _run_chromium(chromium, tmp_path, [f"--screenshot={shot}", "--window-size=1400,2400", url])
+    assert shot.exists(), "chromium wrote no screenshot"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / "report-screenshot.png")
+    shutil.copyfile(sandbox_report, ARTIFACTS / "report.html")
+    _assert_busy_png(shot, 1400, 2400)
+
+
+# --------------------------------------------------------------------------- empty and reconciliation
+def test_empty_warehouse_renders(warehouse_settings: Settings, tmp_path: Path):
+    with RawStore(warehouse_settings):  # the raw tables, and nothing in them
+        pass
+    run_dbt(warehouse_settings, "build", extra_args=["--quiet"])
+    out = build_report(warehouse_settings, tmp_path / "empty.html")
+    page = out.read_text(encoding="utf-8")
+    assert "No positions yet." in page
+    assert "No validation run recorded" in page
+    assert_self_contained(page)
+    doc = parse(page)
+    assert doc.charts == [] and doc.leaderboard == {}
+
+
+def test_validation_argument_is_rendered_and_escaped(warehouse_settings: Settings, tmp_path: Path):
+    ensure_schemas(warehouse_settings)  # no marts at all
+    validation = {
+        "run_id": "run-42",
+        "checks": [
+            {"check": "R1", "severity": "fail", "status": "passed", "mismatches": 0, "worst": []},
+            {
+                "check": "R5",
+                "severity": "fail",
+                "status": "failed",
+                "mismatches": 2,
+                "worst": [
+                    {
+                        "key": "<script>alert(1)</script>",
+                        "expected": Decimal("1.000000000000000001"),
+                        "observed": Decimal("1"),
+                        "diff": Decimal("-1E-18"),
+                    }
+                ],
+            },
+            {"check": "R8", "severity": "warn", "status": "warned", "mismatches": 7, "worst": []},
+        ],
+    }
+    page = build_report(warehouse_settings, tmp_path / "v.html", title="A & B", validation=validation).read_text()
+    doc = parse(page)
+    assert doc.checks == ["R1", "R5", "R8"]
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "1.000000000000000001" in page and "-0.000000000000000001" in page  # exact, no exponent
+    assert "<title>A &amp; B</title>" in page
+    for badge in ("1 passed", "1 warned", "1 failed"):
+        assert badge in page
+    assert "run-42" in page and "No positions yet" in page
+
+
+@pytest.mark.parametrize("layout", ["reconciliation_models", "short_names"])
+def test_latest_dq_alerts_run_is_read(warehouse_settings: Settings, tmp_path: Path, layout: str):
+    ensure_schemas(warehouse_settings)
+    audit = warehouse_settings.schema("audit")
+    q = "`" if warehouse_settings.target == "mysql" else '"'
+    table = f"{q}{audit}{q}.{q}dq_alerts{q}"
+    if layout == "reconciliation_models":  # the columns of dbt_project/models/reconciliation, plus run and time
+        columns = "check_id varchar(16), check_name varchar(40), severity varchar(8), check_key varchar(200), "
+        names = ("'R2', 'open_quantity', 'fail'", "'R8', 'linkage', 'warn'")
+    else:
+        columns = f"{q}check{q} varchar(16), severity varchar(8), {q}key{q} varchar(200), "
+        names = ("'R2', 'fail'", "'R8', 'warn'")
+    r2, r8 = names
+    execute(
+        warehouse_settings,
+        [
+            f"create table {table} ({columns}expected decimal(38,18), observed decimal(38,18), "
+            "diff decimal(38,18), run_id varchar(40), created_at timestamp)",
+            f"insert into {table} values "
+            f"({r2}, 'old-run-key', 1, 2, 1, 'run-1', '2026-01-01 00:00:00'), "
+            f"({r2}, 'BTCUSDT_LONG', 0.5, 0.4, -0.1, 'run-2', '2026-01-02 00:00:00'), "
+            f"({r2}, 'ETHUSDT_SHORT', 2, 5, 3, 'run-2', '2026-01-02 00:00:00'), "
+            f"({r8}, 'signal S9 has no fills', null, null, null, 'run-2', '2026-01-02 00:00:00')",
+        ],
+    )
+    page = build_report(warehouse_settings, tmp_path / "a.html").read_text()
+    doc = parse(page)
+    assert doc.checks == ["R2", "R8"]
+    assert "run-2" in page and "old-run-key" not in page
+    recon = page.split('id="reconciliation"')[1]
+    # worst first: |3| before |-0.1|
+    assert recon.index("ETHUSDT_SHORT") < recon.index("BTCUSDT_LONG")
+    assert "1 failed" in recon and "1 warned" in recon
+    assert ("open_quantity" in recon) == (layout == "reconciliation_models")
+
+
+# --------------------------------------------------------------------------- chromium
+def _chromium() -> Path:
+    if CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    reason = f"{CHROMIUM} not found (apt-get install -y chromium)"
+    if os.environ.get("REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"REQUIRE_CHROMIUM=1 but {reason}")
+    pytest.skip(f"{reason}; set REQUIRE_CHROMIUM=1 to make this fail")
+
+
+def _run_chromium(chromium: Path, tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """Headless Chromium with a fresh profile and no background network; killed after 60 s."""
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    cmd = [str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=CHROMIUM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the browser and its child processes
+        proc.communicate()
+        pytest.fail(f"chromium did not finish within {CHROMIUM_TIMEOUT} s: {' '.join(cmd)}")
+    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {err[-2000:]}"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _assert_busy_png(path: Path, width: int, height: int) -> None:
+    """A real screenshot: the right size, > 20 KB, and many rows that differ from the row above.
+
+    A one-colour page of this size compresses to ~15 KB and, filtered, uses a handful of byte values.
+    """
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert len(data) > 20_000, f"screenshot is only {len(data)} bytes"
+    pos, idat, header = 8, bytearray(), None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    assert header is not None
+    w, h, depth, colour_type = header[:4]
+    assert (w, h) == (width, height)
+    assert depth == 8 and colour_type in (2, 6), header
+    raw = zlib.decompress(bytes(idat))
+    stride = 1 + w * (3 if colour_type == 2 else 4)
+    assert len(raw) == h * stride
+    assert len(set(raw)) >= 64, "the image looks like a single colour"
+    # filter 2 (Up) with an all-zero row = the row repeats the one above; count rows that do not
+    changing = sum(
+        1 for i in range(h) if raw[i * stride] != 2 or raw[i * stride + 1 : (i + 1) * stride].count(0) != stride - 1
+    )
+    assert changing >= h // 10, f"only {changing} of {h} rows differ from the row above"
