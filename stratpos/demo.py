@@ -1,21 +1,27 @@
-"""``stratpos demo`` / ``make demo``: the paper exchange end to end, as far as stratpos goes today.
+"""``stratpos demo`` / ``make demo``: the whole pipeline on a paper account, in one command.
 
-It simulates a multi-strategy account, serves it as a fake Binance API on loopback,
-reads every trade, order, income row and position back through the real
-python-binance client (paging with ``fromId`` and 7-day windows), checks that
-nothing was lost on the way, and prints the per-strategy books the pipeline must
-reproduce (the ground truth of SPEC §4).
+1. simulate a multi-strategy Binance USD-M account (the paper exchange, SPEC §7);
+2. serve it as a fake Binance API on loopback;
+3. run the real Airflow DAG ``stratpos_hourly`` once with ``dag.test()`` (SQLite metadata DB)
+   into DuckDB: ingestion through python-binance, dbt through Cosmos, reconciliation;
+4. print the strategy leaderboard and the reconciliation status;
+5. write a self-contained HTML report.
+
+``fetch_all`` (a python-binance read of the whole account) is kept for the round-trip test.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from stratpos.warehouse import fetch_rows
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -56,29 +62,19 @@ def fetch_all(client, symbols: list[str], start_ms: int, end_ms: int) -> dict[st
 
 
 def leaderboard(rows: list[dict]) -> Table:
+    """Per-strategy summary of marts.strategy_positions rows (exact Decimal sums)."""
     stats: dict[str, dict] = defaultdict(lambda: defaultdict(Decimal))
     for r in rows:
         s = stats[r["strategy_id"]]
         s["positions"] += 1
-        net = Decimal(r["realized_pnl_net"])
+        net = Decimal(str(r["realized_pnl_net"]))
         s["net"] += net
-        s["unrealized"] += Decimal(r["unrealized_pnl"])
+        s["unrealized"] += Decimal(str(r["unrealized_pnl"] or 0))
         if r["status"] == "closed":
             s["wins" if net > 0 else "losses" if net < 0 else "even"] += 1
             s[r["close_reason"]] += 1
-    table = Table(title="Strategy leaderboard (ground truth the pipeline must reproduce)")
-    for col in (
-        "strategy",
-        "positions",
-        "win rate",
-        "TP",
-        "SL",
-        "manual",
-        "external",
-        "liq.",
-        "net PnL",
-        "unrealized",
-    ):
+    table = Table(title="Strategy leaderboard (marts.strategy_positions)")
+    for col in ("strategy", "positions", "win rate", "TP", "SL", "manual", "external", "liq.", "net PnL", "unrealized"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in sorted(stats.items(), key=lambda kv: -kv[1]["net"]):
         decided = s["wins"] + s["losses"]
@@ -94,39 +90,100 @@ def leaderboard(rows: list[dict]) -> Table:
     return table
 
 
+def _airflow_env(home: Path, server_url: str, duckdb_path: Path) -> dict[str, str]:
+    from stratpos.config import PROJECT_ROOT
+
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "DO_NOT_TRACK": "1",
+        "STRATPOS_TARGET": "duckdb",
+        "STRATPOS_DUCKDB_PATH": str(duckdb_path),
+        "STRATPOS_SCHEMA_PREFIX": "",
+        "STRATPOS_BINANCE_BASE_URL": server_url,
+        "STRATPOS_DAG_RETRIES": "0",
+    }
+
+
+def run_dag_once(since: str) -> dict:
+    """Parse the real DAG and run it once with ``dag.test()``; returns task states and the validation XCom."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    run = bag.get_dag("stratpos_hourly").test(run_conf={"since": since})
+    states = {
+        f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
+        for ti in run.get_task_instances()
+    }
+    validation = None
+    for ti in run.get_task_instances():
+        if ti.task_id == "validate" and str(ti.state) == "success":
+            validation = ti.xcom_pull(task_ids="validate")
+    return {"state": str(run.state), "tasks": states, "validation": validation}
+
+
 def run_demo(out: Path, days: float = 7, seed: int = 42) -> int:
     import logging
+    import shutil
+    import subprocess
+    import sys
 
     from sandbox.generator import GenerateConfig, generate
-    from sandbox.server import SandboxServer, ServerConfig, make_client
+    from sandbox.server import SandboxServer, ServerConfig
     from stratpos.cli import _progress_bar
+    from stratpos.config import load_settings
+    from stratpos.report import build_report
 
-    logging.getLogger("sandbox.server").setLevel(logging.WARNING)  # one line per request is for `serve`
+    logging.getLogger("sandbox.server").setLevel(logging.WARNING)
     console = Console(width=max(Console().width, 120))
-    cfg = GenerateConfig(out=out, days=days, seed=seed, progress=_progress_bar("simulating"))
+    out = out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    replay, home, duckdb_path = out / "replay", out / "airflow", out / "stratpos.duckdb"
+    cfg = GenerateConfig(out=replay, days=days, seed=seed, progress=_progress_bar("simulating"))
     summary = generate(cfg)
     console.print(
-        f"[bold]paper account[/] {out}: {summary.fills:,} fills, {summary.signals:,} signals, "
-        f"{summary.positions:,} strategy positions (incl. buckets)"
+        f"[bold]1. paper account[/] {replay}: {summary.fills:,} fills, {summary.signals:,} signals, "
+        f"{summary.positions:,} strategy positions in the ground truth"
     )
-    config = ServerConfig(weight_limit_1m=100_000)
-    with SandboxServer(out, config=config) as server:
-        client = make_client(server.url, config.api_key, config.api_secret)
-        start_ms = int(cfg.start.timestamp() * 1000)
-        end_ms = start_ms + int(days * 24 * 3600 * 1000)
-        symbols = [s["symbol"] for s in client.futures_exchange_info()["symbols"]]
-        got = fetch_all(client, symbols, start_ms, end_ms)
-    console.print(
-        f"read back through python-binance from {server.url}: " + ", ".join(f"{k} {v:,}" for k, v in got.items())
-    )
-    with open(out / "futures_orders.jsonl", encoding="utf-8") as fh:
-        expected_orders = len({json.loads(line)["orderId"] for line in fh})
-    ok = got["trades"] == summary.fills and got["income"] == summary.income and got["orders"] == expected_orders
-    with open(out / "expected_strategy_positions.jsonl", encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh]
+    with SandboxServer(replay, config=ServerConfig(weight_limit_1m=100_000)) as server:
+        console.print(f"[bold]2. fake Binance API[/] at {server.url}")
+        env = _airflow_env(home, server.url, duckdb_path)
+        os.environ.update(env)
+        migrate = subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True, text=True
+        )
+        if migrate.returncode != 0:
+            console.print(migrate.stderr[-2000:])
+            raise RuntimeError("airflow db migrate failed")
+        console.print("[bold]3. running DAG stratpos_hourly with dag.test()[/] (ingest → dbt via Cosmos → validate)")
+        started = time.perf_counter()
+        result = run_dag_once(cfg.start.isoformat())
+        console.print(f"   DAG run {result['state']} in {time.perf_counter() - started:.0f} s")
+    failed = {k: v for k, v in result["tasks"].items() if v != "success"}
+    for name, state in sorted(failed.items()):
+        console.print(f"   [red]{name}: {state}[/]")
+    settings = load_settings()
+    rows = fetch_rows(settings, "marts", "strategy_positions")
     console.print(leaderboard(rows))
-    if ok:
-        console.print("[green]round trip complete: every fill, order and income row came back exactly once[/]")
-        return 0
-    console.print(f"[red]round trip lost data: expected {summary.fills} fills / {summary.income} income rows[/]")
-    return 1
+    validation = result["validation"]
+    console.print("[bold]4. reconciliation[/] " + _validation_line(validation))
+    report = build_report(settings, out / "report.html", title="stratpos demo", validation=validation)
+    console.print(f"[bold]5. report[/] {report}")
+    ok = result["state"] == "success" and not failed
+    console.print("[green]demo complete[/]" if ok else "[red]the DAG run did not succeed; see the task states above[/]")
+    return 0 if ok else 1
+
+
+def _validation_line(validation: dict | None) -> str:
+    if not validation:
+        return "no validation result (the validate task did not succeed)"
+    checks = validation.get("checks", [])
+    failed = [c["check"] for c in checks if c.get("status") == "failed"]
+    warned = [c["check"] for c in checks if c.get("status") == "warned"]
+    passed = [c["check"] for c in checks if c.get("status") == "passed"]
+    return f"passed {', '.join(passed) or '-'}; warned {', '.join(warned) or '-'}; failed {', '.join(failed) or '-'}"

@@ -88,3 +88,17 @@ def drop_schemas(settings: Settings) -> None:
         with mysql_connection(settings) as con, con.cursor() as cur:
             for name in settings.schemas.values():
                 cur.execute(f"drop database if exists `{name}`")
+
+
+def fetch_rows(settings: Settings, layer: str, table: str) -> list[dict]:
+    """All rows of ``{layer}.{table}`` as dicts (small tables: marts for display and tests)."""
+    schema = settings.schema(layer)
+    if settings.target == "duckdb":
+        with duckdb_connection(settings, read_only=True) as con:
+            cur = con.execute(f'select * from "{schema}"."{table}"')
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with mysql_connection(settings) as con, con.cursor() as cur:
+        cur.execute(f"select * from `{schema}`.`{table}`")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

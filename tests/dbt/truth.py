@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from stratpos.config import Settings
-from stratpos.warehouse import duckdb_connection, mysql_connection
+from stratpos.warehouse import fetch_rows
 
 DECIMAL_COLUMNS = (
     "entry_quantity",
@@ -42,16 +42,7 @@ TIME_COLUMNS = ("entry_time", "exit_time")
 
 
 def mart_rows(settings: Settings, table: str) -> list[dict]:
-    schema = settings.schema("marts")
-    if settings.target == "duckdb":
-        with duckdb_connection(settings, read_only=True) as con:
-            cur = con.execute(f'select * from "{schema}"."{table}"')
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    with mysql_connection(settings) as con, con.cursor() as cur:
-        cur.execute(f"select * from `{schema}`.`{table}`")
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return fetch_rows(settings, "marts", table)
 
 
 def _ms(value) -> int | None:
