@@ -2,7 +2,8 @@
 
 The CLI and the Airflow DAG both call :func:`run_dbt`. dbt reads its profile from the
 SPEC §2 settings through environment variables, which this module sets for the
-invocation; telemetry is off and nothing reaches the dbt Hub.
+invocation; telemetry is off and nothing reaches the dbt Hub. A build also writes the
+dbt documentation site (offline) and, on MySQL/MariaDB, refreshes the read-only BI user.
 """
 
 from __future__ import annotations
@@ -93,12 +94,18 @@ def run_dbt(
     extra_args: list[str] | None = None,
     on_node: Callable[[NodeResult], None] | None = None,
     target_path: Path | None = None,
+    docs: bool = True,
 ) -> TransformResult:
-    """Run ``dbt <command>`` in-process; raises :class:`TransformError` when dbt fails."""
+    """Run ``dbt <command>`` in-process; raises :class:`TransformError` when dbt fails.
+
+    ``command`` may be two words (``"docs generate"``). A successful ``build`` is followed by
+    the documentation site (:func:`generate_docs` from the build's own manifest; ``docs=False``
+    skips it) and, on MySQL/MariaDB, by the read-only BI user (:func:`stratpos.bi.ensure_bi_user`).
+    """
     from dbt.cli.main import dbtRunner
 
     ensure_schemas(settings)
-    args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    args = [*command.split(), "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     if target_path is not None:
         args += ["--target-path", str(target_path)]
     if full_refresh and command in ("build", "run", "seed"):
@@ -132,4 +139,39 @@ def run_dbt(
         if res.exception is not None:
             details = f"{details}; {res.exception}" if details else str(res.exception)
         raise TransformError(f"dbt {command} failed: {details or 'see dbt output'}")
+    if command == "build":
+        if docs:
+            _docs_after_build(settings, target_path)
+        _refresh_bi_user(settings)
     return result
+
+
+def _docs_after_build(settings: Settings, target_path: Path | None) -> None:
+    """The docs from the manifest the build just compiled (well under a second)."""
+    try:
+        generate_docs(settings, target_path=target_path, compile=False)
+    except TransformError:
+        # dbt-duckdb builds its catalog only on a connection a compile (or the build) opened;
+        # when the build ran nothing there is none, so compile once.
+        generate_docs(settings, target_path=target_path)
+
+
+def generate_docs(settings: Settings, *, target_path: Path | None = None, compile: bool = True) -> Path:
+    """``dbt docs generate --static``: manifest, catalog and a self-contained ``static_index.html``.
+
+    Works offline (the site ships with dbt-core). ``compile=False`` reuses the manifest a
+    build just wrote to the target directory instead of compiling the project again.
+    Returns the target directory.
+    """
+    args = ["--static", "--quiet"] + ([] if compile else ["--no-compile"])
+    run_dbt(settings, "docs generate", extra_args=args, target_path=target_path)
+    return target_path or DBT_PROJECT_DIR / "target"
+
+
+def _refresh_bi_user(settings: Settings) -> None:
+    from stratpos.bi import BIUserError, ensure_bi_user
+
+    try:
+        ensure_bi_user(settings)
+    except BIUserError as exc:
+        raise TransformError(str(exc)) from None

@@ -1,0 +1,227 @@
+-- SPEC §6: one row per strategy and UTC day of its active span — from its first to its last
+-- fill or funding day — with days without activity present as zeros (a date spine). Realized
+-- PnL is booked on the UTC day of each exit fill, fees on the day of the fill that paid them,
+-- funding on the day of the funding income, so every day sums to the strategy_positions totals.
+{{ config(pre_hook="{{ recursion_limit() }}") }}
+
+with recursive positions as (
+    select * from {{ ref('strategy_positions') }}
+    where strategy_id <> 'unattributed'
+),
+
+allocations as (
+    select * from {{ ref('fct_fill_allocations') }}
+    where is_unattributed = 0
+),
+
+funding as (
+    select * from {{ ref('int_funding_allocations') }}
+),
+
+dated_allocations as (
+    select
+        strategy_position_id,
+        allocation_type,
+        quantity,
+        price,
+        case when right(symbol, length(commission_asset)) = commission_asset then commission else 0 end as quote_fee,
+        {{ ms_to_day_no('trade_time_ms') }} as day_no
+    from allocations
+),
+
+entry_basis as (
+    select
+        strategy_position_id,
+        sum(quantity) as entry_q,
+        sum({{ qty8('quantity') }} * {{ qty8('price') }}) as entry_pq
+    from dated_allocations
+    where allocation_type = 'entry'
+    group by strategy_position_id
+),
+
+exit_days as (
+    select
+        strategy_position_id,
+        day_no,
+        sum(quantity) as exit_q,
+        sum({{ qty8('quantity') }} * {{ qty8('price') }}) as exit_pq
+    from dated_allocations
+    where allocation_type = 'exit'
+    group by strategy_position_id, day_no
+),
+
+realized_by_day as (
+    -- (exit VWAP of the day − entry VWAP)·exit quantity of the day·dir, measured exactly as
+    -- strategy_positions measures the whole position; the last exit day takes the remainder
+    select
+        x.strategy_position_id,
+        x.day_no,
+        p.realized_pnl as position_realized_pnl,
+        row_number() over (partition by x.strategy_position_id order by x.day_no desc) as from_last,
+        case when p.side = 'SHORT' then -1 else 1 end * {{ exact_div(
+            'cast(x.exit_pq as decimal(38, 16)) * ' ~ qty8('b.entry_q') ~ ' - cast(b.entry_pq as decimal(38, 16)) * ' ~ qty8('x.exit_q'),
+            qty8('b.entry_q')
+        ) }} as day_realized_pnl
+    from exit_days as x
+    inner join entry_basis as b on x.strategy_position_id = b.strategy_position_id
+    inner join positions as p on x.strategy_position_id = p.strategy_position_id
+),
+
+realized_days as (
+    select
+        strategy_position_id,
+        day_no,
+        case
+            when from_last = 1 then position_realized_pnl - coalesce(sum(case when from_last > 1 then day_realized_pnl end) over (
+                partition by strategy_position_id
+            ), 0)
+            else day_realized_pnl
+        end as realized_pnl
+    from realized_by_day
+),
+
+fee_days as (
+    select strategy_position_id, day_no, sum(quote_fee) as fees, count(*) as fill_count
+    from dated_allocations
+    group by strategy_position_id, day_no
+),
+
+funding_days as (
+    select strategy_position_id, {{ ms_to_day_no('income_time_ms') }} as day_no, sum(funding_amount) as funding_fees
+    from funding
+    group by strategy_position_id, {{ ms_to_day_no('income_time_ms') }}
+),
+
+position_events as (
+    -- what each position adds to a day; counts of opened/closed trades on their entry/exit day
+    select strategy_position_id, day_no, realized_pnl, 0 as fees, 0 as funding_fees, 0 as fill_count,
+        0 as opened, 0 as closed, 0 as won, 0 as lost, 0 as broke_even
+    from realized_days
+    union all
+    select strategy_position_id, day_no, 0, fees, 0, fill_count, 0, 0, 0, 0, 0
+    from fee_days
+    union all
+    select strategy_position_id, day_no, 0, 0, funding_fees, 0, 0, 0, 0, 0, 0
+    from funding_days
+    union all
+    select strategy_position_id, {{ ms_to_day_no('entry_time_ms') }}, 0, 0, 0, 0, 1, 0, 0, 0, 0
+    from positions
+    union all
+    select
+        strategy_position_id,
+        {{ ms_to_day_no('exit_time_ms') }},
+        0, 0, 0, 0, 0, 1,
+        case when realized_pnl_net > 0 then 1 else 0 end,
+        case when realized_pnl_net < 0 then 1 else 0 end,
+        case when realized_pnl_net = 0 then 1 else 0 end
+    from positions
+    where status = 'closed'
+),
+
+activity as (
+    select
+        p.account_id,
+        p.strategy_id,
+        e.day_no,
+        sum(e.realized_pnl) as realized_pnl,
+        sum(e.fees) as fees,
+        sum(e.funding_fees) as funding_fees,
+        sum(e.fill_count) as fill_count,
+        sum(e.opened) as positions_opened,
+        sum(e.closed) as positions_closed,
+        sum(e.won) as wins,
+        sum(e.lost) as losses,
+        sum(e.broke_even) as breakevens
+    from position_events as e
+    inner join positions as p on e.strategy_position_id = p.strategy_position_id
+    group by p.account_id, p.strategy_id, e.day_no
+),
+
+spans as (
+    select account_id, strategy_id, min(day_no) as first_day_no, max(day_no) as last_day_no
+    from activity
+    group by account_id, strategy_id
+),
+
+longest_span as (
+    select max(last_day_no - first_day_no) as max_offset from spans
+),
+
+day_offsets (day_offset) as (
+    select {{ to_int('0') }}
+    union all
+    select o.day_offset + 1
+    from day_offsets as o
+    inner join longest_span as l on o.day_offset < l.max_offset
+),
+
+spine as (
+    select s.account_id, s.strategy_id, s.first_day_no + o.day_offset as day_no
+    from spans as s
+    inner join day_offsets as o on o.day_offset <= s.last_day_no - s.first_day_no
+),
+
+daily as (
+    select
+        s.account_id,
+        s.strategy_id,
+        s.day_no,
+        coalesce(a.realized_pnl, 0) as realized_pnl,
+        coalesce(a.fees, 0) as fees,
+        coalesce(a.funding_fees, 0) as funding_fees,
+        coalesce(a.realized_pnl, 0) - coalesce(a.fees, 0) + coalesce(a.funding_fees, 0) as net_pnl,
+        coalesce(a.fill_count, 0) as fill_count,
+        coalesce(a.positions_opened, 0) as positions_opened,
+        coalesce(a.positions_closed, 0) as positions_closed,
+        coalesce(a.wins, 0) as wins,
+        coalesce(a.losses, 0) as losses,
+        coalesce(a.breakevens, 0) as breakevens
+    from spine as s
+    left join activity as a
+        on s.account_id = a.account_id and s.strategy_id = a.strategy_id and s.day_no = a.day_no
+),
+
+cumulative as (
+    select
+        *,
+        sum(net_pnl) over (
+            partition by account_id, strategy_id order by day_no rows between unbounded preceding and current row
+        ) as cumulative_net_pnl,
+        row_number() over (partition by account_id, strategy_id order by day_no) as day_index
+    from daily
+),
+
+peaks as (
+    select
+        *,
+        max(cumulative_net_pnl) over (
+            partition by account_id, strategy_id order by day_no rows between unbounded preceding and current row
+        ) as running_max
+    from cumulative
+),
+
+final as (
+    select
+        concat(account_id, ':', strategy_id, ':', {{ to_text(day_no_to_date('day_no')) }}) as daily_pnl_id,
+        account_id,
+        strategy_id,
+        {{ day_no_to_date('day_no') }} as pnl_date,
+        {{ to_int('day_index') }} as day_index,
+        {{ dec18('realized_pnl') }} as realized_pnl,
+        {{ dec18('fees') }} as fees,
+        {{ dec18('funding_fees') }} as funding_fees,
+        {{ dec18('net_pnl') }} as net_pnl,
+        {{ dec18('cumulative_net_pnl') }} as cumulative_net_pnl,
+        -- the curve starts at 0 before the first day, so a losing first day is a drawdown
+        {{ dec18('case when running_max > 0 then running_max else 0 end') }} as peak_net_pnl,
+        {{ dec18('case when running_max > 0 then running_max else 0 end - cumulative_net_pnl') }} as drawdown,
+        {{ to_int('fill_count') }} as fill_count,
+        {{ to_int('positions_opened') }} as positions_opened,
+        {{ to_int('positions_closed') }} as positions_closed,
+        {{ to_int('wins') }} as wins,
+        {{ to_int('losses') }} as losses,
+        {{ to_int('breakevens') }} as breakevens
+    from peaks
+)
+
+select * from final

@@ -1,0 +1,50 @@
+-- SPEC §6: every closed trade (closed strategy position) of every strategy, ranked best to
+-- worst and worst to best by realized_pnl_net within its account and strategy; BI filters
+-- best_rank <= N or worst_rank <= N. Ties go to the earlier exit, then the position id.
+with positions as (
+    select * from {{ ref('strategy_positions') }}
+    where strategy_id <> 'unattributed' and status = 'closed'
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by account_id, strategy_id order by realized_pnl_net desc, exit_time_ms, strategy_position_id
+        ) as best_rank,
+        row_number() over (
+            partition by account_id, strategy_id order by realized_pnl_net, exit_time_ms, strategy_position_id
+        ) as worst_rank,
+        count(*) over (partition by account_id, strategy_id) as strategy_trades
+    from positions
+),
+
+final as (
+    select
+        strategy_position_id,
+        account_id,
+        strategy_id,
+        signal_id,
+        symbol,
+        side,
+        exchange_position_id,
+        entry_time,
+        exit_time,
+        entry_quantity,
+        entry_price,
+        exit_price,
+        close_reason,
+        {{ trade_outcome('realized_pnl_net') }} as outcome,
+        realized_pnl,
+        realized_pnl_pct,
+        fees,
+        funding_fees,
+        realized_pnl_net,
+        holding_seconds,
+        {{ to_int('best_rank') }} as best_rank,
+        {{ to_int('worst_rank') }} as worst_rank,
+        {{ to_int('strategy_trades') }} as strategy_trades
+    from ranked
+)
+
+select * from final
