@@ -180,6 +180,27 @@ def cmd_transform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """SPEC §5: run the reconciliation checks; exit 0 when nothing failed, 1 otherwise."""
+    from stratpos.alerts import AlertConfigError
+    from stratpos.validate import DEFAULT_DOCS_DIR, run_validation
+
+    settings = load_settings()
+    print(f"validating the reconciliation on {settings.describe()}")
+    try:
+        report = run_validation(
+            settings,
+            run_id=args.run_id,
+            send_alerts=not args.no_alerts,
+            docs_dir=None if args.no_docs else Path(args.docs_dir) if args.docs_dir else DEFAULT_DOCS_DIR,
+        )
+    except AlertConfigError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return report.exit_code
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stratpos.demo import run_demo
 
@@ -272,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     tr.add_argument("--select", help="dbt node selection, e.g. strategy_positions+")
     tr.set_defaults(func=cmd_transform)
+
+    va = sub.add_parser("validate", help="reconcile the books with the exchange (GX), record and alert mismatches")
+    va.add_argument("--run-id", help="id of this validation (default: a new one); re-using an id replaces its alerts")
+    va.add_argument("--docs-dir", help="where to write the GX data docs (default: warehouse/gx_docs)")
+    va.add_argument("--no-docs", action="store_true", help="do not build GX data docs")
+    va.add_argument("--no-alerts", action="store_true", help="record mismatches in audit.dq_alerts only")
+    va.set_defaults(func=cmd_validate)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
     bench.add_argument("stage", choices=("generate", "ingest", "transform"), help="stage to measure")

@@ -65,7 +65,9 @@ def ingest_signals(settings: Settings, landing: Path | None = None) -> list[dict
     """Signal files from the landing folder (``STRATPOS_SIGNALS_LANDING``), each file once."""
     from ingestion.signals import ingest_signal_files
 
-    folder = landing or (Path(os.environ["STRATPOS_SIGNALS_LANDING"]) if os.environ.get("STRATPOS_SIGNALS_LANDING") else None)
+    folder = landing or (
+        Path(os.environ["STRATPOS_SIGNALS_LANDING"]) if os.environ.get("STRATPOS_SIGNALS_LANDING") else None
+    )
     if folder is None:
         log.info("no signal landing folder configured (STRATPOS_SIGNALS_LANDING); nothing to read")
         return []
@@ -93,7 +95,9 @@ def validate(settings: Settings) -> dict:
     """Reconciliation R1–R8 (SPEC §5); raises when a `fail` check failed, after alerting."""
     from stratpos.validate import run_validation
 
-    return run_validation(settings)
+    report = run_validation(settings)
+    report.raise_for_failures()
+    return report.as_dict()
 
 
 def alert_failure(context) -> None:

@@ -8,6 +8,7 @@ dbt documentation site (offline) and, on MySQL/MariaDB, refreshes the read-only 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -85,6 +86,15 @@ def _environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
+def default_target_path(settings: Settings) -> Path:
+    """One dbt target directory per warehouse, so runs against different warehouses never share
+    compiled SQL or the partial-parse manifest (dbt writes both there)."""
+    name = settings.target + (f"-{settings.schema_prefix.rstrip('_')}" if settings.schema_prefix else "")
+    if settings.target == "duckdb":
+        name += "-" + hashlib.sha256(str(settings.duckdb_path).encode()).hexdigest()[:8]
+    return DBT_PROJECT_DIR / "target" / name
+
+
 def run_dbt(
     settings: Settings,
     command: str = "build",
@@ -105,9 +115,9 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     ensure_schemas(settings)
+    target_path = target_path or default_target_path(settings)
     args = [*command.split(), "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    if target_path is not None:
-        args += ["--target-path", str(target_path)]
+    args += ["--target-path", str(target_path)]
     if full_refresh and command in ("build", "run", "seed"):
         args.append("--full-refresh")
     if select:
@@ -165,7 +175,7 @@ def generate_docs(settings: Settings, *, target_path: Path | None = None, compil
     """
     args = ["--static", "--quiet"] + ([] if compile else ["--no-compile"])
     run_dbt(settings, "docs generate", extra_args=args, target_path=target_path)
-    return target_path or DBT_PROJECT_DIR / "target"
+    return target_path or default_target_path(settings)
 
 
 def _refresh_bi_user(settings: Settings) -> None:

@@ -1,0 +1,189 @@
+"""The reconciliation checkpoint: the suites of :mod:`expectations.suites` run against the audit relations.
+
+GX objects are built here, when a run starts, in an ephemeral context (nothing is read from
+or written to a GX project directory). The data source depends on the warehouse:
+
+- MySQL/MariaDB: a GX SQL data source on the audit database, one table asset per mismatch
+  relation — GX computes the metrics in the database;
+- DuckDB: GX Core 1.x has no DuckDB SQL dialect. Through duckdb-engine its SQLAlchemy
+  engine loses every metric query's result: it fetches after closing the connection, whose
+  transaction then ends with a ROLLBACK, and duckdb-engine's cursors share the DuckDB
+  connection, which drops a pending result on the next statement — hence the IndexError in
+  ``resolve_metric_bundle``. So the relations are read with DuckDB itself and validated as
+  pandas DataFrames (GX's supported in-memory path).
+
+The suites are the same on both. One Checkpoint per check (a DataFrame is bound to a run
+through batch parameters, and each check has its own), all in one context, so the data
+docs site built at the end shows exactly this validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from expectations.checks import CHECKS, Check
+from expectations.suites import FAILED, check_status, reconciliation_suite
+from stratpos.config import Settings
+
+# GX reads this when it is first imported, which happens below, after this module's import
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+log = logging.getLogger(__name__)
+DOCS_SITE = "stratpos_local"
+SITE_ENTRIES = ("index.html", "validations", "expectations", "static")
+
+
+@dataclass
+class SuiteOutcome:
+    """What GX said about one check."""
+
+    check: Check
+    status: str
+    reasons: list[str] = field(default_factory=list)
+    row_count: int | None = None
+
+
+@dataclass
+class CheckpointOutcome:
+    outcomes: dict[str, SuiteOutcome]
+    docs_index: Path | None = None
+
+
+def _context(docs_dir: Path | None):
+    # GX logs every registration at INFO; the run's own summary says what matters
+    gx_log = logging.getLogger("great_expectations")
+    gx_log.setLevel(max(gx_log.getEffectiveLevel(), logging.WARNING))
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        analytics_enabled=False,  # no usage statistics, whatever the environment says
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+def _sql_batch_definitions(context, settings: Settings, checks: list[Check]) -> dict[str, Any]:
+    m = settings.mysql
+    # the password goes to the driver only, never into the URL GX keeps and may render
+    source = context.data_sources.add_sql(
+        name="warehouse",
+        connection_string=replace(m, password="").sqlalchemy_url(settings.schema("audit")),
+        kwargs={"connect_args": {"password": m.password}} if m.password else {},
+    )
+    out = {}
+    for check in checks:
+        asset = source.add_table_asset(name=check.relation, table_name=check.relation)
+        out[check.check_id] = asset.add_batch_definition_whole_table(name="whole_relation")
+    return out
+
+
+def _pandas_batch_definitions(context, checks: list[Check]) -> dict[str, Any]:
+    source = context.data_sources.add_pandas(name="warehouse")
+    out = {}
+    for check in checks:
+        asset = source.add_dataframe_asset(name=check.relation)
+        out[check.check_id] = asset.add_batch_definition_whole_dataframe(name="whole_relation")
+    return out
+
+
+def run_checkpoint(
+    settings: Settings,
+    frames: Mapping[str, Any] | None = None,
+    *,
+    checks: list[Check] | None = None,
+    docs_dir: Path | None = None,
+    run_name: str | None = None,
+) -> CheckpointOutcome:
+    """Validate every check's mismatch relation; build the data docs of this run into ``docs_dir``.
+
+    ``frames`` (check id → pandas DataFrame of the relation) is required on DuckDB and ignored
+    on MySQL/MariaDB, where GX reads the relations itself.
+    """
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    checks = list(CHECKS if checks is None else checks)
+    context = _context(docs_dir)
+    if not checks:  # nothing readable to validate (e.g. never transformed): no data source to connect
+        batch_definitions = {}
+    elif settings.target == "duckdb":
+        if frames is None:
+            raise ValueError("DuckDB relations are validated as DataFrames: pass frames")
+        batch_definitions = _pandas_batch_definitions(context, checks)
+    else:
+        batch_definitions = _sql_batch_definitions(context, settings, checks)
+
+    run_id = RunIdentifier(run_name=run_name) if run_name else None
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["check_key"]}
+    outcomes: dict[str, SuiteOutcome] = {}
+    for check in checks:
+        suite = context.suites.add(reconciliation_suite(check))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=check.relation, data=batch_definitions[check.check_id], suite=suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"reconciliation_{check.check_id.lower()}",
+                validation_definitions=[definition],
+                result_format=result_format,
+            )
+        )
+        params = {"dataframe": frames[check.check_id]} if settings.target == "duckdb" else None
+        try:
+            result = checkpoint.run(batch_parameters=params, run_id=run_id)
+        except Exception as exc:  # a relation GX cannot even load is a failed check, not a crash
+            log.warning("GX could not validate %s: %s", check.relation, exc)
+            outcomes[check.check_id] = SuiteOutcome(check, FAILED, [f"GX could not run: {type(exc).__name__}: {exc}"])
+            continue
+        suite_result = next(iter(result.run_results.values()))
+        status, reasons = check_status(suite_result)
+        outcomes[check.check_id] = SuiteOutcome(check, status, reasons, _observed_row_count(suite_result))
+
+    docs_index = None
+    if docs_dir is not None:
+        _clear_site(docs_dir)  # the site shows the last validation only
+        urls = context.build_data_docs(site_names=[DOCS_SITE])
+        docs_index = docs_dir / "index.html"
+        log.info("GX data docs: %s", urls.get(DOCS_SITE, docs_index))
+    return CheckpointOutcome(outcomes, docs_index)
+
+
+def _clear_site(docs_dir: Path) -> None:
+    """Remove what an earlier build wrote (only GX's own files: the folder may hold others)."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for name in SITE_ENTRIES:
+        path = docs_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _observed_row_count(suite_result: Any) -> int | None:
+    for r in suite_result.results:
+        if r.expectation_config.type == "expect_table_row_count_to_equal":
+            value = (r.result or {}).get("observed_value")
+            return int(value) if value is not None else None
+    return None
