@@ -43,6 +43,11 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     version: str | None = None  # a newer value of this column replaces the stored row
+    # secondary indexes (MySQL/MariaDB; DuckDB needs none): the joins dbt makes on raw tables
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    def index_name(self, columns: tuple[str, ...]) -> str:
+        return "ix_" + "_".join(columns)[:56]
 
     @property
     def column_names(self) -> list[str]:
@@ -149,6 +154,7 @@ RAW_TABLES: dict[str, Table] = {
                 *LINEAGE,
             ),
             ("account_id", "symbol", "trade_id"),
+            indexes=(("account_id", "symbol", "order_id"),),
         ),
         Table(
             "futures_orders",
@@ -204,6 +210,7 @@ RAW_TABLES: dict[str, Table] = {
             ),
             ("account_id", "algo_id"),
             version="update_time_ms",
+            indexes=(("account_id", "actual_order_id"),),
         ),
         Table(
             "position_snapshots",

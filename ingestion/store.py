@@ -120,6 +120,29 @@ class RawStore:
     def ensure_tables(self) -> None:
         for t in ALL_TABLES.values():
             self.execute(t.ddl(self.settings))
+        if self.target == "mysql":
+            self._ensure_indexes()
+
+    def _ensure_indexes(self) -> None:
+        """Create the secondary indexes a table lacks (also on tables made by an older version)."""
+        for t in ALL_TABLES.values():
+            if not t.indexes:
+                continue
+            schema = self.settings.schema(t.layer)
+            have = {
+                r[0]
+                for r in self.fetchall(
+                    "select distinct index_name from information_schema.statistics "
+                    "where table_schema = %s and table_name = %s",
+                    [schema, t.name],
+                )
+            }
+            for cols in t.indexes:
+                if t.index_name(cols) not in have:
+                    self.execute(
+                        f"create index `{t.index_name(cols)}` on {t.qualified(self.settings)} "
+                        f"({', '.join(self.q(c) for c in cols)})"
+                    )
 
     @contextlib.contextmanager
     def transaction(self):

@@ -8,7 +8,6 @@ dbt documentation site (offline) and, on MySQL/MariaDB, refreshes the read-only 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -90,8 +89,6 @@ def default_target_path(settings: Settings) -> Path:
     """One dbt target directory per warehouse, so runs against different warehouses never share
     compiled SQL or the partial-parse manifest (dbt writes both there)."""
     name = settings.target + (f"-{settings.schema_prefix.rstrip('_')}" if settings.schema_prefix else "")
-    if settings.target == "duckdb":
-        name += "-" + hashlib.sha256(str(settings.duckdb_path).encode()).hexdigest()[:8]
     return DBT_PROJECT_DIR / "target" / name
 
 

@@ -12,13 +12,18 @@
     {{ duckdb_exact_div_macro() }}
 {%- endmacro %}
 
-{#- MySQL 8 caps recursive CTEs at 1000 iterations by default (MariaDB does not). -#}
+{#- Recursive CTEs are capped at 1000 iterations by default: MySQL 8 by cte_max_recursion_depth,
+    MariaDB by max_recursive_iterations. An episode can have many more legs. -#}
 {% macro recursion_limit() -%}
     {{ return(adapter.dispatch('recursion_limit', 'stratpos')()) }}
 {%- endmacro %}
 
 {% macro default__recursion_limit() -%}
-    {% if target.type == 'mysql' %}set session cte_max_recursion_depth = 100000000{% else %}select 1{% endif %}
+    {% if target.type == 'mysql' -%}
+        set session cte_max_recursion_depth = 100000000
+    {%- else -%}
+        set session max_recursive_iterations = 100000000
+    {%- endif %}
 {%- endmacro %}
 
 {% macro duckdb__recursion_limit() -%}

@@ -295,3 +295,19 @@ def test_incremental_run_equals_full_refresh(warehouse_settings, tmp_path):
     run_dbt(warehouse_settings, "build", full_refresh=True, extra_args=["--quiet"])
     assert snapshot(warehouse_settings) == incremental
     assert len(incremental["fct_fill_allocations"]) > 1000
+
+
+def test_an_episode_longer_than_recursion_limits(warehouse_settings, tmp_path):
+    """MySQL/MariaDB cap recursive CTEs at 1000 iterations by default; an episode can be longer."""
+    s = Scenario(tmp_path, mode="hedge")
+    s.signal("LONG1", "stacker", "ETHUSDT", "buy", "600", at=0)
+    for i in range(600):  # 600 entry fills and 500 partial exits: 1,100 legs, the key never flat
+        s.trade("LONG1-en", "ETHUSDT", "BUY", ("1", str(2000 + i % 7)), at=1 + i)  # ids repeat once filled
+        if i >= 100:
+            s.trade("LONG1-cl", "ETHUSDT", "SELL", ("1", str(2003 + i % 5)), at=1.5 + i)
+    s.finish({"ETHUSDT": "2001"}, at=5000)
+    build(warehouse_settings, tmp_path)
+    assert diff_against_truth(warehouse_settings, tmp_path) == []
+    e = by_id(warehouse_settings, "exchange_positions", "exchange_position_id")["default:ETHUSDT_LONG:1"]
+    binance = s.account.keys["ETHUSDT_LONG"]
+    assert (e["current_quantity"], e["weighted_avg_price"]) == (binance.qty, binance.avg)

@@ -50,7 +50,9 @@ walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after,
             else {{ dec18('(l.price - w.avg_after) * ' ~ qty8('l.leg_quantity') ~ ' * l.episode_dir') }}
         end
     from walk as w
-    inner join legs as l
+    -- the base table (indexed on key, episode, leg_seq), not the CTE: MySQL/MariaDB would scan a
+    -- materialised CTE on every iteration
+    inner join {{ ref('int_exchange_legs') }} as l
         on w.account_id = l.account_id
         and w.exchange_position_key = l.exchange_position_key
         and w.episode_no = l.episode_no
@@ -67,7 +69,7 @@ final as (
         w.avg_after as avg_price_after,
         w.computed_pnl as computed_realized_pnl
     from walk as w
-    inner join legs as l on w.leg_id = l.leg_id
+    inner join {{ ref('int_exchange_legs') }} as l on w.leg_id = l.leg_id
 )
 
 select * from final

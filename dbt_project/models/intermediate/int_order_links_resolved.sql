@@ -21,15 +21,6 @@ links as (
     select * from {{ ref('stg_signals__order_links') }}
 ),
 
--- DISTINCT makes MySQL/MariaDB materialise these with a key on the join columns
-links_by_order_id as (
-    select distinct account_id, order_id, signal_id, role from links where order_id is not null
-),
-
-links_by_client_id as (
-    select distinct account_id, client_order_id, signal_id, role from links where client_order_id is not null
-),
-
 algo_orders as (
     select distinct account_id, actual_order_id, client_algo_id
     from {{ ref('stg_binance__algo_orders') }}
@@ -56,40 +47,33 @@ with_client_ids as (
         on ids.account_id = a.account_id and ids.order_id = a.actual_order_id
 ),
 
-conventions as (
+parsed as (
     -- {signal_id}-{code}: the code is the two characters after the last '-'
     select
-        w.account_id,
-        w.symbol,
-        w.order_id,
+        *,
         case
-            when substr(w.client_order_id, length(w.client_order_id) - 2, 1) = '-'
-                and right(w.client_order_id, 2) in ('en', 'tp', 'sl', 'cl')
-                then left(w.client_order_id, length(w.client_order_id) - 3)
+            when substr(client_order_id, length(client_order_id) - 2, 1) = '-'
+                and right(client_order_id, 2) in ('en', 'tp', 'sl', 'cl')
+                then left(client_order_id, length(client_order_id) - 3)
         end as order_signal_id,
+        right(client_order_id, 2) as order_code,
         case
-            when substr(w.client_order_id, length(w.client_order_id) - 2, 1) = '-'
-                then right(w.client_order_id, 2)
-        end as order_code,
-        case
-            when substr(w.client_algo_id, length(w.client_algo_id) - 2, 1) = '-'
-                and right(w.client_algo_id, 2) in ('en', 'tp', 'sl', 'cl')
-                then left(w.client_algo_id, length(w.client_algo_id) - 3)
+            when substr(client_algo_id, length(client_algo_id) - 2, 1) = '-'
+                and right(client_algo_id, 2) in ('en', 'tp', 'sl', 'cl')
+                then left(client_algo_id, length(client_algo_id) - 3)
         end as algo_signal_id,
-        case
-            when substr(w.client_algo_id, length(w.client_algo_id) - 2, 1) = '-'
-                then right(w.client_algo_id, 2)
-        end as algo_code
-    from with_client_ids as w
+        right(client_algo_id, 2) as algo_code
+    from with_client_ids
 ),
 
 candidates as (
+    -- one row per order: every join below is on a key (no join between two large derived tables)
     select
-        w.account_id,
-        w.symbol,
-        w.order_id,
-        w.client_order_id,
-        w.client_algo_id,
+        p.account_id,
+        p.symbol,
+        p.order_id,
+        p.client_order_id,
+        p.client_algo_id,
         by_order.signal_id as explicit_order_signal,
         by_order.role as explicit_order_role,
         by_client.signal_id as explicit_client_signal,
@@ -97,22 +81,22 @@ candidates as (
         by_algo.signal_id as explicit_algo_signal,
         by_algo.role as explicit_algo_role,
         order_signal.signal_id as convention_signal,
-        c.order_code,
+        p.order_code,
         algo_signal.signal_id as convention_algo_signal,
-        c.algo_code
-    from with_client_ids as w
-    inner join conventions as c
-        on w.account_id = c.account_id and w.symbol = c.symbol and w.order_id = c.order_id
-    left join links_by_order_id as by_order
-        on w.account_id = by_order.account_id and w.order_id = by_order.order_id
-    left join links_by_client_id as by_client
-        on w.account_id = by_client.account_id and w.client_order_id = by_client.client_order_id
-    left join links_by_client_id as by_algo
-        on w.account_id = by_algo.account_id and w.client_algo_id = by_algo.client_order_id
+        p.algo_code
+    from parsed as p
+    -- raw.order_links is keyed (account_id, link_ref) with link_ref 'order:{id}' or 'client:{id}':
+    -- joining on the key finds at most one row and lets MySQL/MariaDB use the primary key
+    left join links as by_order
+        on p.account_id = by_order.account_id and by_order.link_ref = concat('order:', {{ to_text('p.order_id') }})
+    left join links as by_client
+        on p.account_id = by_client.account_id and by_client.link_ref = concat('client:', p.client_order_id)
+    left join links as by_algo
+        on p.account_id = by_algo.account_id and by_algo.link_ref = concat('client:', p.client_algo_id)
     left join signals as order_signal
-        on c.order_signal_id = order_signal.signal_id and w.account_id = order_signal.account_id
+        on p.order_signal_id = order_signal.signal_id and p.account_id = order_signal.account_id
     left join signals as algo_signal
-        on c.algo_signal_id = algo_signal.signal_id and w.account_id = algo_signal.account_id
+        on p.algo_signal_id = algo_signal.signal_id and p.account_id = algo_signal.account_id
 ),
 
 resolved as (

@@ -1,3 +1,7 @@
+{{ config(post_hook=[
+    "{{ add_index(['exchange_position_id']) }}",
+]) }}
+
 -- SPEC §4.1: one row per exchange position episode — from a fill that leaves flat to the
 -- fill that returns the key to exactly zero — with Binance's average-entry accounting,
 -- our recomputation of it, and who contributed.

@@ -1,3 +1,8 @@
+{{ config(post_hook=[
+    "{{ add_index(['strategy_position_id']) }}",
+    "{{ add_index(['exchange_position_id']) }}",
+]) }}
+
 -- SPEC §4.4: one row per strategy position and episode it entered: how much it put into
 -- the shared exchange position, in which order, and what it earned by its own entry
 -- price versus what Binance's average-entry accounting booked for its exits.

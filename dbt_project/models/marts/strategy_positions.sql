@@ -1,3 +1,8 @@
+{{ config(post_hook=[
+    "{{ add_index(['strategy_position_id']) }}",
+    "{{ add_index(['account_id', 'exchange_position_key', 'entry_time_ms']) }}",
+]) }}
+
 -- SPEC §4.3: one row per opening signal with at least one entry fill, plus one bucket
 -- per episode that holds unattributed quantity. Prices and PnL are exact: VWAPs and
 -- ratios are divided once, at the end, and rounded half away from zero to 18 places.

@@ -21,8 +21,10 @@ pairs as (
         abs(a.entry_time_ms - b.entry_time_ms) as gap_ms,
         case when a.exchange_position_id = b.exchange_position_id then 1 else 0 end as same_episode
     from positions as a
-    inner join positions as b
-        on a.account_id = b.account_id
+    -- the indexed mart itself (not the CTE) on the right: MySQL/MariaDB range-scan it per row
+    inner join {{ ref('strategy_positions') }} as b
+        on b.strategy_id <> 'unattributed'
+        and a.account_id = b.account_id
         and a.exchange_position_key = b.exchange_position_key
         and a.strategy_id < b.strategy_id
         and b.entry_time_ms between a.entry_time_ms - {{ window_seconds * 1000 }} and a.entry_time_ms + {{ window_seconds * 1000 }}
