@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := False
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup lock test lint format demo clean
+.PHONY: help setup lock test lint format demo report airflow clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,8 +42,14 @@ format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: setup ## generate a paper account, serve it as a fake Binance API and read it back with python-binance
+demo: setup ## paper account → fake Binance API → the real DAG (dag.test) into DuckDB → leaderboard + HTML report
 	$(BIN)/stratpos demo
+
+report: setup ## write warehouse/report.html from the marts of the configured warehouse
+	$(BIN)/stratpos report
+
+airflow: setup ## a local Airflow (api-server, scheduler, dag-processor) on the sandbox, UI on localhost:8080
+	bash scripts/airflow_local.sh
 
 clean: ## remove the virtualenv and generated data
 	rm -rf $(VENV) warehouse .pytest_cache

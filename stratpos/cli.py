@@ -201,6 +201,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from stratpos.report import main_report
+
+    return main_report(args.out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """ingest (Binance, or a replay directory) + transform + validate, as the DAG does."""
+    from stratpos import pipeline
+    from stratpos.transform import TransformError
+
+    settings = load_settings()
+    print(f"stratpos run on {settings.describe()}")
+    if args.replay:
+        stats = pipeline.ingest_replay(settings, Path(args.replay))
+    else:
+        stats = pipeline.ingest_exchange(
+            settings, streams=["account", "income", "symbols", "positions"], since_ms=_ms(args.since), discover=True
+        )
+    stats += pipeline.ingest_signals(settings)
+    for st in stats:
+        print(
+            f"  {st['source']}: received {st['received']:,} = loaded {st['loaded']:,} + duplicates "
+            f"{st['duplicates']:,} + quarantined {st['quarantined']:,}"
+        )
+    try:
+        print("  " + pipeline.transform(settings)["summary"])
+    except TransformError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    return cmd_validate(argparse.Namespace(run_id=None, no_alerts=False, no_docs=False, docs_dir=None))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stratpos.demo import run_demo
 
@@ -288,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--table", help="table name (with --sql-url)")
     sg.add_argument("--incremental-column", help="monotonic column, e.g. updated_at (with --sql-url)")
     sg.set_defaults(func=cmd_ingest_signals)
+
+    rp = sub.add_parser("report", help="write the self-contained HTML report from the marts")
+    rp.add_argument("--out", help="HTML file (default warehouse/report.html)")
+    rp.set_defaults(func=cmd_report)
+    rn = sub.add_parser("run", help="ingest + transform + validate (exit 1 when a check fails)")
+    rn.add_argument("--replay", help="ingest this replay directory instead of the Binance API")
+    rn.add_argument("--since", help="UTC start for keys without a watermark (Binance)")
+    rn.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("transform", help="dbt build: staging, attribution and marts, with their tests")
     tr.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
