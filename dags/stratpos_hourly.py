@@ -27,11 +27,15 @@ from pathlib import Path
 from airflow.sdk import Asset, Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.operators.local import DbtTestLocalOperator
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 TARGET = os.environ.get("STRATPOS_TARGET", "duckdb")
 RAW = Asset("stratpos://warehouse/raw")
 MARTS = Asset("stratpos://warehouse/marts")
+# overridable so that tests and the demo fail fast instead of waiting out retries
+RETRIES = int(os.environ.get("STRATPOS_DAG_RETRIES", "2"))
+RETRY_DELAY = timedelta(seconds=int(os.environ.get("STRATPOS_DAG_RETRY_DELAY_SECONDS", "120")))
 
 
 def _settings():
@@ -40,11 +44,16 @@ def _settings():
     return load_settings()
 
 
-def _window(params: dict, data_interval_end) -> tuple[int | None, int | None]:
-    """(since_ms, until_ms): manual params win; otherwise up to the data interval end."""
+def _window(params: dict, data_interval_end, dag_run) -> tuple[int | None, int | None]:
+    """(since_ms, until_ms): manual params win; otherwise up to the data interval end.
+
+    A run triggered without a logical date (the UI's and REST API's default in Airflow 3) has no
+    data interval: it reads up to the moment it was triggered, the same cut-off for every task.
+    """
     from stratpos.cli import _ms
 
-    until = _ms(params.get("until")) if params.get("until") else int(data_interval_end.timestamp() * 1000)
+    end = data_interval_end or dag_run.run_after
+    until = _ms(params.get("until")) if params.get("until") else int(end.timestamp() * 1000)
     return _ms(params.get("since")) if params.get("since") else None, until
 
 
@@ -62,7 +71,7 @@ def _alert_on_failure(context) -> None:
     max_active_runs=1,
     # one DuckDB file takes one writer at a time; MySQL/MariaDB runs tasks in parallel
     max_active_tasks=1 if TARGET == "duckdb" else 16,
-    default_args={"owner": "stratpos", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"owner": "stratpos", "retries": RETRIES, "retry_delay": RETRY_DELAY},
     params={
         "since": Param(None, type=["null", "string"], description="UTC start for keys without a watermark"),
         "until": Param(None, type=["null", "string"], description="UTC end (default: data interval end)"),
@@ -80,10 +89,10 @@ def stratpos_hourly():
         return discover(_settings(), params.get("symbols") or [])
 
     @task(outlets=[RAW])
-    def ingest_account_income(params=None, data_interval_end=None) -> list[dict]:
+    def ingest_account_income(params=None, data_interval_end=None, dag_run=None) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
-        since, until = _window(params, data_interval_end)
+        since, until = _window(params, data_interval_end, dag_run)
         return ingest_exchange(_settings(), streams=["account", "income"], since_ms=since, until_ms=until)
 
     @task(outlets=[RAW])
@@ -93,10 +102,10 @@ def stratpos_hourly():
         return load(_settings())
 
     @task(outlets=[RAW], map_index_template="{{ task.op_kwargs['symbol'] }}")
-    def ingest_symbol(symbol: str, params=None, data_interval_end=None) -> list[dict]:
+    def ingest_symbol(symbol: str, params=None, data_interval_end=None, dag_run=None) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
-        since, until = _window(params, data_interval_end)
+        since, until = _window(params, data_interval_end, dag_run)
         return ingest_exchange(_settings(), streams=["symbols"], symbols=[symbol], since_ms=since, until_ms=until)
 
     @task(outlets=[RAW])
@@ -109,13 +118,22 @@ def stratpos_hourly():
         group_id="dbt",
         project_config=ProjectConfig(PROJECT_DIR),
         profile_config=ProfileConfig(
-            profile_name="stratpos", target_name="mysql" if TARGET == "mysql" else "duckdb",
+            profile_name="stratpos",
+            target_name="mysql" if TARGET == "mysql" else "duckdb",
             profiles_yml_filepath=PROJECT_DIR / "profiles.yml",
         ),
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(load_method=LoadMode.CUSTOM, test_behavior=TestBehavior.AFTER_ALL),
         operator_args={"install_deps": False, "outlets": [MARTS]},
     )
+    # Cosmos 1.15's custom parser keys nodes by name but finds leaves by unique_id, so the AFTER_ALL
+    # test task gets no model upstream and would test the previous run's tables (cosmos#745):
+    # put it after the last models explicitly.
+    dbt_tests = [t for t in dbt if isinstance(t, DbtTestLocalOperator)]
+    dbt_models = [t for t in dbt if not isinstance(t, DbtTestLocalOperator)]
+    last_models = [t for t in dbt_models if not t.downstream_task_ids & {m.task_id for m in dbt_models}]
+    for test in dbt_tests:
+        test.set_upstream(last_models)
 
     @task
     def validate() -> dict:
