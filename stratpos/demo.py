@@ -154,6 +154,16 @@ def run_demo(out: Path, days: float = 7, seed: int = 42) -> int:
         console.print(f"[bold]2. fake Binance API[/] at {server.url}")
         env = _airflow_env(home, server.url, duckdb_path)
         os.environ.update(env)
+        # the trade engine's side of the account — its signals and explicit order links — comes
+        # from the signal source, not from Binance: load those two files as a small replay
+        source = out / "signal_source"
+        source.mkdir()
+        for name in ("account.json", "signals.jsonl", "order_links.jsonl"):
+            shutil.copy(replay / name, source / name)
+        from stratpos.pipeline import ingest_replay
+
+        for st in ingest_replay(load_settings(), source):
+            console.print(f"   signal source {st['source']}: {st['loaded']:,} loaded")
         migrate = subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True, text=True
         )

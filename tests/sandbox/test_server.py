@@ -705,7 +705,7 @@ def test_serve_forever_runs_until_interrupted(replay_dir: Path) -> None:
         assert make_client(url, KEY, SECRET).futures_account_trades(symbol="BTCUSDT", limit=2)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "GET /fapi/v1/userTrades 200 5" in err
     assert SECRET not in err and "signature" not in err

@@ -1,0 +1,149 @@
+"""The DAG ``stratpos_hourly`` (SPEC §8): its contract as parsed, and whole runs against the paper exchange.
+
+Airflow always runs in a child process (tests/airflow/child.py, see conftest.py for why). The parse
+tests read the DagBag as JSON; the run tests call ``dag.test()`` with ``since`` on a copy of a
+migrated SQLite metadata database, with the sandbox API served from this process and the account's
+signals in a landing folder, once on DuckDB and once on MariaDB, and compare
+``marts.strategy_positions`` with the paper exchange's ground truth.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from stratpos.config import Settings
+from tests.airflow.conftest import SINCE, airflow_env
+from tests.airflow.helpers import errors_in, run_child, stratpos_env
+from tests.dbt.truth import diff_against_truth
+
+DAG_ID = "stratpos_hourly"
+RAW, MARTS = "stratpos://warehouse/raw", "stratpos://warehouse/marts"
+INGEST_TASKS = ("discover_symbols", "ingest_account_income", "ingest_signals", "ingest_symbol", "snapshot_positions")
+# nothing answers at TEST-NET-1 addresses (RFC 5737): a parse that connected anywhere would hang or fail
+UNREACHABLE = "192.0.2.1"
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory) -> dict[str, dict]:
+    """The DAG folder parsed offline, per target: no metadata database, warehouse or exchange reachable.
+
+    The MySQL parse also sets STRATPOS_DAG_RETRIES / _RETRY_DELAY_SECONDS; the DuckDB one keeps
+    the production defaults.
+    """
+    results = {}
+    for target, extra in {
+        "duckdb": {},
+        "mysql": {"STRATPOS_DAG_RETRIES": "0", "STRATPOS_DAG_RETRY_DELAY_SECONDS": "7"},
+    }.items():
+        home = tmp_path_factory.mktemp(f"parse-{target}")
+        env = airflow_env(
+            home,
+            # a metadata database in a folder that does not exist: any use of it at parse time fails
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'absent' / 'airflow.db'}",
+            STRATPOS_TARGET=target,
+            STRATPOS_MYSQL_HOST=UNREACHABLE,
+            STRATPOS_DUCKDB_PATH=str(home / "absent" / "warehouse.duckdb"),
+            STRATPOS_BINANCE_BASE_URL=f"http://{UNREACHABLE}:9",
+        )
+        del env["STRATPOS_DAG_RETRIES"]
+        env.update(extra)
+        results[target], _ = run_child("parse", env, home, timeout=300)
+    return results
+
+
+@pytest.fixture(scope="module")
+def dag(parsed) -> dict:
+    return parsed["duckdb"]["dags"][DAG_ID]
+
+
+@pytest.mark.parametrize("target", ["duckdb", "mysql"])
+def test_dag_parses_offline_without_io_or_heavy_imports(parsed, target):
+    result = parsed[target]
+    assert result["import_errors"] == {}
+    assert list(result["dags"]) == [DAG_ID]
+    # the parse opened no socket, database or subprocess (audit hook in the child)
+    assert result["io_events"] == []
+    # pandas, GX, python-binance, DuckDB, PyMySQL and dbt are imported by the tasks, not by the parse
+    assert result["heavy_imports"] == []
+
+
+def test_dag_contract(dag):
+    assert {"stratpos", "binance", "dbt", "reconciliation"} <= set(dag["tags"])
+    assert dag["default_args"]["owner"] == "stratpos"
+    assert dag["default_args"]["retries"] == 2 and dag["default_args"]["retry_delay"] == 120
+    assert all(t["retries"] == 2 and t["retry_delay_seconds"] == 120 for t in dag["tasks"].values())
+    assert dag["max_active_runs"] == 1
+    assert dag["schedule"] == "@hourly" and dag["timetable"][1] == "0 * * * *"
+    assert dag["catchup"] is False
+    assert dag["params"] == {"since": None, "until": None, "symbols": []}
+    assert dag["doc_md"] and "### stratpos_hourly" in dag["doc_md"] and "validate" in dag["doc_md"]
+    assert dag["has_failure_callback"]
+
+
+def test_retries_and_parallelism_follow_the_environment(parsed, dag):
+    mysql = parsed["mysql"]["dags"][DAG_ID]
+    assert mysql["default_args"]["retries"] == 0 and mysql["default_args"]["retry_delay"] == 7
+    # one writer at a time on a DuckDB file; MySQL/MariaDB runs dbt models in parallel
+    assert dag["max_active_tasks"] == 1 and mysql["max_active_tasks"] > 1
+
+
+def _ancestors(tasks: dict, task_id: str) -> set[str]:
+    seen, todo = set(), list(tasks[task_id]["upstream"])
+    while todo:
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            todo.extend(tasks[t]["upstream"])
+    return seen
+
+
+def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
+    tasks = dag["tasks"]
+    models = {t for t, d in tasks.items() if d["operator"] == "DbtRunLocalOperator"}
+    tests = [t for t, d in tasks.items() if d["operator"] == "DbtTestLocalOperator"]
+    assert {"dbt.strategy_positions_run", "dbt.fct_fill_allocations_run", "dbt.exchange_positions_run"} <= models
+    assert len(tests) == 1, "TestBehavior.AFTER_ALL: one dbt test task"
+    # the tests must see this run's tables: every model precedes them (Cosmos' custom parser alone
+    # leaves the AFTER_ALL test task without model upstreams)
+    assert models <= _ancestors(tasks, tests[0])
+    assert set(INGEST_TASKS) <= _ancestors(tasks, tests[0])
+    for model in models:
+        assert "snapshot_positions" in _ancestors(tasks, model)
+        assert tasks[model]["outlets"] == [MARTS]
+    assert tasks["validate"]["upstream"] == tests
+    assert tasks["snapshot_positions"]["upstream"] == ["ingest_account_income", "ingest_signals", "ingest_symbol"]
+    assert tasks["ingest_symbol"]["upstream"] == ["discover_symbols"]
+    assert tasks["ingest_symbol"]["operator"] == "DecoratedMappedOperator"
+    for name in INGEST_TASKS[1:]:
+        assert tasks[name]["outlets"] == [RAW]
+
+
+@pytest.mark.parametrize("target", ["duckdb", pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_dag_run_reproduces_the_ground_truth(
+    target, request, tmp_path, airflow_home, sandbox_url, signal_landing, replay_dir
+):
+    """One ``dag.test()`` run: every task succeeds and the marts equal the paper exchange's books."""
+    if target == "duckdb":
+        settings = Settings(target="duckdb", duckdb_path=tmp_path / "warehouse.duckdb")
+    else:
+        settings = request.getfixturevalue("mysql_settings")
+    env = airflow_env(
+        airflow_home,
+        STRATPOS_BINANCE_BASE_URL=sandbox_url,
+        STRATPOS_SIGNALS_LANDING=str(signal_landing),
+        **stratpos_env(settings),
+    )
+    result, log = run_child("test", env, tmp_path, SINCE, timeout=900)
+
+    assert result["import_errors"] == {}
+    states = result["tasks"]
+    assert {"ingest_symbol[0]", "ingest_symbol[1]", "dbt.dbt_project_test", "validate"} <= set(states)
+    # stratpos.validate arrives with the GX issue; until then only its task may fail
+    may_fail = {"validate"} if importlib.util.find_spec("stratpos.validate") is None else set()
+    failed = {task: state for task, state in states.items() if state != "success" and task not in may_fail}
+    assert not failed, f"tasks did not succeed: {failed}\n{errors_in(log)}"
+    if not may_fail:
+        assert result["state"] == "success", errors_in(log)
+    assert diff_against_truth(settings, replay_dir) == []
