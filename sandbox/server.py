@@ -26,6 +26,7 @@ import json
 import logging
 import random
 import re
+import signal
 import socketserver
 import threading
 import time
@@ -975,6 +976,12 @@ def serve_forever(
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)  # the per-request lines are this entry point's contract
     config = config or ServerConfig()
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: install it (and treat SIGTERM the same) so
+    # Ctrl-C, `kill -INT` and `kill` always stop the server cleanly.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = SandboxServer(data_dir, host, port, config).start()
     log.info("api key %s; point python-binance at FUTURES_URL=%s/fapi; Ctrl-C stops", config.api_key, server.url)
     try:
