@@ -14,18 +14,33 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingestion.records import KINDS, Rejected, parse_line, printable_payload, raw_hash, row_hash, to_row
+from ingestion.records import KINDS, Rejected, parse_line_text, printable_payload, raw_hash, row_hash, to_row
 from ingestion.schema import RAW_TABLES
-from ingestion.store import RawStore, utcnow
+from ingestion.store import RawStore, rows_to_arrow, utcnow
 
 log = logging.getLogger(__name__)
 MAX_SOURCE_CHARS = 255  # raw.quarantine / audit.ingestion_runs keep the source in a varchar(255) key column
 _BOM = b"\xef\xbb\xbf"
+
+
+def _key_getter(columns: tuple[str, ...]):
+    """row -> key tuple (``itemgetter`` returns a bare value for one column)."""
+    get = operator.itemgetter(*columns)
+    return get if len(columns) > 1 else lambda row: (get(row),)
+
+
+def _with_loaded_at(arrow, loaded_at: datetime):
+    import pyarrow as pa
+
+    i = arrow.schema.get_field_index("loaded_at")
+    field = arrow.schema.field(i)
+    return arrow.set_column(i, field, pa.array([loaded_at] * arrow.num_rows, field.type))
 
 
 def new_run_id() -> str:
@@ -68,6 +83,7 @@ class Batch:
             raise ValueError(f"source name longer than {MAX_SOURCE_CHARS} characters: {source[:80]!r}…")
         self.kind = KINDS[kind]
         self.table = RAW_TABLES[self.kind.table]
+        self._key = _key_getter(self.table.key)
         self.source = source
         self.account_id = account_id
         self.run_id = run_id
@@ -79,9 +95,36 @@ class Batch:
         self.rows: dict[tuple, dict] = {}
         self.rejects: list[dict] = []
         self.quarantined_rows: list[dict] = []  # after a commit: every quarantined record, conflicts included
+        self.arrow = None  # the rows once sealed
 
     def __len__(self) -> int:
         return self.received
+
+    # a batch prepared in a worker process travels to the committing process pickled: its rows as
+    # one Arrow table (see seal), its record kind and table by name
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["kind"] = self.kind.name
+        del state["table"], state["_key"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.kind = KINDS[state["kind"]]
+        self.table = RAW_TABLES[self.kind.table]
+        self._key = _key_getter(self.table.key)
+
+    def seal(self) -> Batch:
+        """No more records: the rows become one Arrow table (cheap to pickle, staged as is by DuckDB)."""
+        if self.arrow is None:
+            rows = list(self.rows.values())
+            for r in rows:
+                r["source"] = self.source
+                r["run_id"] = self.run_id
+                r["loaded_at"] = None  # set when the batch commits
+            self.arrow = rows_to_arrow(self.table, rows)
+            self.rows = {}
+        return self
 
     def reject(
         self,
@@ -118,11 +161,11 @@ class Batch:
             raw = raw[3:]
         self.received += 1
         try:
-            obj = parse_line(raw)
+            obj, text = parse_line_text(raw)
         except Rejected as exc:
             self.reject(printable_payload(raw), exc.reason, raw=raw)
             return
-        self._add(obj, raw.decode("utf-8"))
+        self._add(obj, text)
 
     def add_object(self, obj: dict, payload: str | None = None) -> None:
         """An already parsed record (API response, CSV/Parquet row)."""
@@ -132,6 +175,8 @@ class Batch:
         self._add(obj, payload)
 
     def _add(self, obj: dict, payload: str) -> None:
+        if self.arrow is not None:
+            raise RuntimeError("the batch is sealed: records cannot be added any more")
         try:
             row = to_row(self.kind, obj, self.account_id)
         except Rejected as exc:
@@ -139,7 +184,7 @@ class Batch:
             return
         row["payload_hash"] = row_hash(row)
         row["payload"] = payload
-        key = tuple(row[k] for k in self.table.key)
+        key = self._key(row)
         seen = self.rows.get(key)
         if seen is None:
             self.rows[key] = row
@@ -162,11 +207,14 @@ class Batch:
         """Merge, quarantine, watermark and audit in one transaction; a failure leaves nothing behind."""
         stats = BatchStats(self.source, received=self.received)
         loaded_at = utcnow()
-        rows = list(self.rows.values())
-        for r in rows:
-            r["source"] = self.source
-            r["run_id"] = self.run_id
-            r["loaded_at"] = loaded_at
+        if self.arrow is not None:
+            rows = _with_loaded_at(self.arrow, loaded_at)
+        else:
+            rows = list(self.rows.values())
+            for r in rows:
+                r["source"] = self.source
+                r["run_id"] = self.run_id
+                r["loaded_at"] = loaded_at
         try:
             with store.transaction():
                 merged = store.merge(self.table, rows)

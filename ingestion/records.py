@@ -281,18 +281,25 @@ def _s(d: Decimal | None, field: str) -> str | None:
     ``"45053"`` give the same row (and row hash), and a value like ``1.5000000000000000000``
     (19 places, valid because the extra digits are zeros) fits DECIMAL(38,18) without a
     truncation warning. More than 18 significant decimal places are rejected (never rounded).
+    (``_canonical`` inlined: this runs five times per fill of a replay.)
     """
     if d is None:
         return None
-    s = _canonical(d)
+    s = str(d)  # faster than format(); falls back to it for exponent notation
+    if "E" in s:
+        s = format(d, "f")
     dot = s.find(".")
-    if dot >= 0 and len(s) - dot - 1 > MAX_PLACES:
-        raise _TooPrecise(field, d)
-    return s
+    if dot >= 0:
+        s = s.rstrip("0")
+        if len(s) - dot == 1:
+            s = s[:dot]
+        elif len(s) - dot - 1 > MAX_PLACES:
+            raise _TooPrecise(field, d)
+    return "0" if s == "-0" else s
 
 
 def _canonical(d: Decimal) -> str:
-    s = str(d)  # faster than format(); falls back to it for exponent notation
+    s = str(d)
     if "E" in s:
         s = format(d, "f")
     if "." in s:
@@ -549,6 +556,11 @@ _DECODER = json.JSONDecoder(
 
 def parse_line(raw: bytes) -> dict:
     """Bytes of one JSONL line -> JSON object, or :class:`Rejected` with the reason."""
+    return parse_line_text(raw)[0]
+
+
+def parse_line_text(raw: bytes) -> tuple[dict, str]:
+    """Like :func:`parse_line`, also returning the decoded text (the payload kept for audit)."""
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise Rejected(f"payload of {len(raw)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
     try:
@@ -561,7 +573,7 @@ def parse_line(raw: bytes) -> dict:
         raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
     if not isinstance(obj, dict):
         raise Rejected(f"expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return obj, text
 
 
 def to_row(kind: RecordKind, obj: dict, account_id: str) -> dict:

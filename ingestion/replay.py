@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from ingestion.batch import Batch, BatchStats, new_run_id
@@ -34,6 +39,8 @@ REPLAY_SOURCES = (
     ("income", "income.jsonl"),
 )
 DEFAULT_BATCH = 50_000
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # replays smaller than this load in one process
+MAX_WORKERS = 2
 
 
 class ReplayError(ValueError):
@@ -53,6 +60,12 @@ def read_account(directory: Path) -> dict:
     return account
 
 
+def default_workers(directory: Path) -> int:
+    """Worker processes worth starting for ``directory``: none for small replays (start-up costs more)."""
+    size = sum(p.stat().st_size for _, name in REPLAY_SOURCES if (p := directory / name).exists())
+    return 0 if size < PARALLEL_MIN_BYTES else max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
 def load_replay(
     directory: Path,
     settings: Settings,
@@ -61,16 +74,25 @@ def load_replay(
     run_id: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     store: RawStore | None = None,
+    workers: int | None = None,
 ) -> list[BatchStats]:
-    """Load every file of ``directory``; returns one summed :class:`BatchStats` per source."""
+    """Load every file of ``directory``; returns one summed :class:`BatchStats` per source.
+
+    ``workers``: processes that parse and validate batches while this one merges them
+    (0: all in this process; None: chosen by the replay's size, see :func:`default_workers`).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ReplayError(f"{directory} is not a directory")
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
     run_id = run_id or new_run_id()
     account = read_account(directory)
     own = store is None
     store = store or RawStore(settings)
     results: list[BatchStats] = []
+    workers = default_workers(directory) if workers is None else workers
+    pool = None
     try:
         store.open()
         acct = Batch("account", f"replay:{directory.name}/account.json", "default", run_id)
@@ -81,39 +103,118 @@ def load_replay(
             reason = acct.quarantined_rows[0]["reason"]
             raise ReplayError(f"{directory / 'account.json'} cannot be used (quarantined): {reason}")
         account_id = str(account["account_id"])
+        if workers:
+            # forkserver: workers start from a clean process, not a copy of one holding warehouse connections
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
         for kind, filename in REPLAY_SOURCES:
             path = directory / filename
             if not path.exists():
                 continue
-            results.append(_load_file(store, kind, path, account_id, run_id, batch_size, progress))
+            loader = _FileLoad(store, kind, path, account_id, run_id, batch_size, progress, pool, workers)
+            results.append(loader.run())
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if own:
             store.close()
     return results
 
 
-def _load_file(store, kind, path: Path, account_id, run_id, batch_size, progress) -> BatchStats:
-    source = f"replay:{path.parent.name}/{path.name}"
-    total = BatchStats(kind)
-    size = path.stat().st_size
-    batch_no = 0
+def _prepare(kind: str, source: str, account_id: str, run_id: str, batch_no: int, lines: list[bytes]) -> Batch:
+    """Worker side: parse and validate lines into a sealed batch."""
     batch = Batch(kind, source, account_id, run_id, batch_no)
-    done = 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            done += len(line)
-            if not line.strip():
-                continue
-            batch.add_line(line)
-            if len(batch) >= batch_size:
-                total.add(batch.commit(store))
-                if progress:
-                    progress(kind, done, size)
-                batch_no += 1
-                batch = Batch(kind, source, account_id, run_id, batch_no)
-    if len(batch) or batch_no == 0:
-        total.add(batch.commit(store))
-    if progress:
-        progress(kind, size, size)
-    log.info(total.summary())
-    return total
+    for line in lines:
+        batch.add_line(line)
+    return batch.seal()
+
+
+class _FileLoad:
+    """One file in batches of ``batch_size`` records, one transaction each, in file order.
+
+    Without a pool, this process parses a batch and a background thread commits the previous
+    one (validation holds the GIL; DuckDB and the MySQL client release it while they work).
+    With a pool, worker processes parse and validate up to ``workers`` batches ahead while
+    this process merges them. Either way batches commit one at a time and in file order; a
+    failed commit stops the file and its error is raised here (batches parsed after it are
+    dropped: nothing of them was written, a re-run loads them). The stats' seconds are the
+    file's wall time, commits included.
+    """
+
+    def __init__(self, store, kind, path: Path, account_id, run_id, batch_size, progress, pool, workers):
+        self.store, self.kind, self.path = store, kind, path
+        self.account_id, self.run_id, self.batch_size = account_id, run_id, batch_size
+        self.progress, self.pool, self.workers = progress, pool, workers
+        self.source = f"replay:{path.parent.name}/{path.name}"
+        self.size = path.stat().st_size
+        self.total = BatchStats(kind)
+        self.batch_no = 0
+        self.pending: deque[tuple[Future, int]] = deque()  # (future of a batch or its stats, bytes read up to it)
+
+    def run(self) -> BatchStats:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratpos-commit") as committer:
+            self.committer = committer
+            try:
+                self._read()
+                while self.pending:
+                    self._settle()
+            finally:
+                for future, _ in self.pending:  # an error: cancel what is queued, let a running commit end
+                    future.cancel()
+                for future, _ in self.pending:
+                    if not future.cancelled():
+                        future.exception()
+        self.total.seconds = time.perf_counter() - started
+        if self.progress:
+            self.progress(self.kind, self.size, self.size)
+        log.info(self.total.summary())
+        return self.total
+
+    def _read(self) -> None:
+        lines: list[bytes] = []
+        batch = None if self.pool else self._new_batch()
+        done = 0
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                done += len(line)
+                if not line.strip():
+                    continue
+                if batch is None:
+                    lines.append(line)
+                    if len(lines) >= self.batch_size:
+                        self._submit_lines(lines, done)
+                        lines = []
+                else:
+                    batch.add_line(line)
+                    if len(batch) >= self.batch_size:
+                        self._submit_batch(batch, done)
+                        batch = self._new_batch()
+        if batch is None and (lines or self.batch_no == 0):
+            self._submit_lines(lines, done)
+        elif batch is not None and (len(batch) or self.batch_no == 0):
+            self._submit_batch(batch, done)
+
+    def _new_batch(self) -> Batch:
+        return Batch(self.kind, self.source, self.account_id, self.run_id, self.batch_no)
+
+    def _submit_lines(self, lines: list[bytes], done: int) -> None:
+        while len(self.pending) > self.workers:  # bounded look-ahead: memory stays flat
+            self._settle()
+        args = (self.kind, self.source, self.account_id, self.run_id, self.batch_no)
+        self.pending.append((self.pool.submit(_prepare, *args, lines), done))
+        self.batch_no += 1
+
+    def _submit_batch(self, batch: Batch, done: int) -> None:
+        while self.pending:
+            self._settle()
+        self.pending.append((self.committer.submit(batch.commit, self.store), done))
+        self.batch_no += 1
+
+    def _settle(self) -> None:
+        """Wait for the oldest batch: commit it if a worker prepared it, count its stats."""
+        future, done = self.pending.popleft()
+        result = future.result()
+        stats = result.commit(self.store) if isinstance(result, Batch) else result
+        self.total.add(stats)
+        if self.progress:
+            self.progress(self.kind, done, self.size)

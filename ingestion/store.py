@@ -13,9 +13,12 @@ quarantine rows, its audit row and its watermarks commit together or not at all.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ingestion.schema import ALL_TABLES, AUDIT_TABLES, RAW_TABLES, Table
 from stratpos.config import Settings
@@ -41,6 +44,31 @@ class MergeResult:
         return self.inserted + self.updated
 
 
+Rows = list[dict] | Any  # row dicts, or a pyarrow.Table with the table's columns in order (see rows_to_arrow)
+
+
+def rows_to_arrow(table: Table, rows: list[dict]):
+    """Row dicts -> a pyarrow Table with ``table``'s columns in order (decimals as exact strings)."""
+    import pyarrow as pa
+
+    types = {"int": pa.int64(), "bool": pa.bool_(), "ts": pa.timestamp("ms")}
+    schema = pa.schema([(c.name, types.get(c.kind, pa.string())) for c in table.columns])
+    get = operator.itemgetter(*schema.names)
+    columns = zip(*map(get, rows), strict=True) if rows else [[] for _ in schema]
+    return pa.Table.from_arrays([pa.array(col, f.type) for col, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def _is_arrow(rows: Rows) -> bool:
+    return not isinstance(rows, list)
+
+
+def _row_tuples(table: Table, rows: Rows):
+    """The rows as tuples in ``table``'s column order."""
+    if _is_arrow(rows):
+        return zip(*(col.to_pylist() for col in rows.columns), strict=True)
+    return map(operator.itemgetter(*table.column_names), rows)
+
+
 class RawStore:
     """One connection to the configured warehouse, with the raw and audit tables."""
 
@@ -64,7 +92,9 @@ class RawStore:
         if self.target == "duckdb":
             import duckdb
 
-            self._con = duckdb.connect(str(self.settings.duckdb_path))
+            self._con = duckdb.connect(
+                str(self.settings.duckdb_path), config={"memory_limit": self.settings.duckdb_ingest_memory}
+            )
         else:
             import pymysql
 
@@ -156,9 +186,12 @@ class RawStore:
         self.execute("commit")
 
     # ------------------------------------------------------------------ merge
-    def merge(self, table: Table, rows: list[dict]) -> MergeResult:
-        """Insert new keys, apply newer versions, count duplicates, return conflicts (not stored)."""
-        if not rows:
+    def merge(self, table: Table, rows: Rows) -> MergeResult:
+        """Insert new keys, apply newer versions, count duplicates, return conflicts (not stored, as dicts).
+
+        ``rows``: row dicts, or a pyarrow Table made by :func:`rows_to_arrow` (a batch prepared in a worker).
+        """
+        if not len(rows):
             return MergeResult()
         if self.target == "duckdb":
             return self._merge_duckdb(table, rows)
@@ -170,16 +203,6 @@ class RawStore:
             col = f"{prefix}{self.q(c.name)}"
             out.append(f"cast({col} as decimal(38,18)) as {self.q(c.name)}" if c.kind == "dec" else col)
         return ", ".join(out)
-
-    def _arrow(self, table: Table, rows: list[dict]):
-        import pyarrow as pa
-
-        types = {"int": pa.int64(), "bool": pa.bool_(), "ts": pa.timestamp("ms")}
-        schema = pa.schema([(c.name, types.get(c.kind, pa.string())) for c in table.columns])
-        arrays = [
-            pa.array([r[name] for r in rows], field.type) for name, field in zip(schema.names, schema, strict=True)
-        ]
-        return pa.Table.from_arrays(arrays, schema=schema)  # column by column: faster than pa.table(dict)
 
     def _classify_sql(self, table: Table, staged: str) -> str:
         target = table.qualified(self.settings)
@@ -197,9 +220,9 @@ class RawStore:
         key_cols = ", ".join(f"b.{self.q(k)}" for k in table.key)
         return f"select {key_cols}, {flag} from {staged} b join {target} t on {keys}"
 
-    def _merge_duckdb(self, table: Table, rows: list[dict]) -> MergeResult:
+    def _merge_duckdb(self, table: Table, rows: Rows) -> MergeResult:
         con = self.con
-        con.register("_stratpos_batch", self._arrow(table, rows))
+        con.register("_stratpos_batch", rows if _is_arrow(rows) else rows_to_arrow(table, rows))
         try:
             # a view, not a copy: the classify and insert statements scan the Arrow table directly
             con.execute(f"create or replace temp view _stratpos_b as select {self._casts(table)} from _stratpos_batch")
@@ -209,39 +232,40 @@ class RawStore:
             con.unregister("_stratpos_batch")
         return result
 
-    def _merge_mysql(self, table: Table, rows: list[dict]) -> MergeResult:
+    def _merge_mysql(self, table: Table, rows: Rows) -> MergeResult:
         target = table.qualified(self.settings)
         staged = f"`{self.settings.schema(table.layer)}`.`_stratpos_b`"
         self.execute(f"drop temporary table if exists {staged}")
         self.execute(f"create temporary table {staged} like {target}")
         cols = table.column_names
         if self._load_data:
-            self._load_data_infile(staged, cols, rows)
+            self._load_data_infile(staged, table, rows)
         else:
             sql = (
                 f"insert into {staged} ({', '.join(self.q(c) for c in cols)}) values ({', '.join(['%s'] * len(cols))})"
             )
             cur = self.con.cursor()
-            for i in range(0, len(rows), MYSQL_CHUNK):
-                cur.executemany(sql, [tuple(r[c] for c in cols) for r in rows[i : i + MYSQL_CHUNK]])
+            tuples = _row_tuples(table, rows)
+            while chunk := list(itertools.islice(tuples, MYSQL_CHUNK)):
+                cur.executemany(sql, chunk)
         result = self._apply(table, staged, rows)
         self.execute(f"drop temporary table if exists {staged}")
         return result
 
-    def _load_data_infile(self, staged: str, cols: list[str], rows: list[dict]) -> None:
+    def _load_data_infile(self, staged: str, table: Table, rows: Rows) -> None:
         """Stage rows with LOAD DATA LOCAL INFILE: no per-value escaping round trip through Python SQL."""
         import tempfile
 
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv", newline="\n") as fh:
             write = fh.write
-            for r in rows:
-                write("\t".join([_tsv(r[c]) for c in cols]))
+            for r in _row_tuples(table, rows):
+                write("\t".join([_tsv(v) for v in r]))
                 write("\n")
             fh.flush()
             self.execute(
                 f"load data local infile %s into table {staged} character set utf8mb4 "
                 f"fields terminated by '\\t' escaped by '\\\\' lines terminated by '\\n' "
-                f"({', '.join(self.q(c) for c in cols)})",
+                f"({', '.join(self.q(c) for c in table.column_names)})",
                 [fh.name],
             )
         # LOCAL implies IGNORE: a truncated or mangled value would only be a warning, so fail loudly
@@ -249,7 +273,7 @@ class RawStore:
         if warnings:
             raise RuntimeError(f"bulk load into {staged} produced warnings: {warnings}")
 
-    def _apply(self, table: Table, staged: str, rows: list[dict]) -> MergeResult:
+    def _apply(self, table: Table, staged: str, rows: Rows) -> MergeResult:
         target = table.qualified(self.settings)
         matched = self.fetchall(self._classify_sql(table, staged))
         result = MergeResult()
@@ -262,7 +286,8 @@ class RawStore:
             else:
                 conflict_keys.add(tuple(key))
         if conflict_keys:
-            result.conflicts = [r for r in rows if tuple(r[k] for k in table.key) in conflict_keys]
+            dicts = rows.to_pylist() if _is_arrow(rows) else rows
+            result.conflicts = [r for r in dicts if tuple(r[k] for k in table.key) in conflict_keys]
         keys_on = " and ".join(f"b.{self.q(k)} = t.{self.q(k)}" for k in table.key)
         cols = ", ".join(self.q(c) for c in table.column_names)
         bcols = ", ".join(f"b.{self.q(c)}" for c in table.column_names)

@@ -1,7 +1,8 @@
 """``stratpos bench``: wall time, throughput and peak memory of pipeline stages.
 
 Each measurement runs in a fresh child process so its peak RSS is its own, not the
-benchmark driver's. Stages:
+benchmark driver's; the peak summed RSS of that process and its descendants (the
+ingest's worker processes) is sampled as well. Stages:
 
 - ``generate``: the paper exchange simulating an account (fills/s);
 - ``ingest``: a replay directory loaded into a fresh DuckDB file and a fresh MySQL/MariaDB
@@ -13,12 +14,16 @@ Results are printed and written to ``{workdir}/bench-{stage}.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from sandbox.instruments import INSTRUMENTS
 
@@ -100,9 +105,41 @@ def _transform(workdir: Path, opts: dict) -> dict:
 STAGES = {"generate": _generate, "ingest": _ingest, "transform": _transform}
 
 
+class _TreeRss:
+    """Samples the summed RSS of this process and all its descendants (ingest worker processes)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._sample())
+
+    def __enter__(self) -> _TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _child(stage: str, workdir: str, opts_json: str) -> None:
-    result = STAGES[stage](Path(workdir), json.loads(opts_json))
+    with _TreeRss() as tree:
+        result = STAGES[stage](Path(workdir), json.loads(opts_json))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_tree_mb"] = round(max(tree.peak, result["peak_rss_mb"] * 1024 * 1024) / 1024 / 1024, 1)
     print("BENCH " + json.dumps(result))
 
 
@@ -152,7 +189,7 @@ def run_bench(
             print(
                 f"ingest {r['target']}: {r['fills']:,} fills at {r['fills_per_second']:,} fills/s; "
                 f"{r['records']:,} records in {r['seconds']} s ({r['records_per_second']:,}/s); "
-                f"peak RSS {r['peak_rss_mb']} MB"
+                f"peak RSS {r['peak_rss_mb']} MB (with its worker processes: {r['peak_rss_tree_mb']} MB)"
             )
         else:
             slow = ", ".join(f"{k} {v} s" for k, v in r["slowest"].items())

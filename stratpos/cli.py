@@ -101,7 +101,11 @@ def cmd_ingest_replay(args: argparse.Namespace) -> int:
     settings = load_settings()
     print(f"loading {args.directory} into {settings.describe()}")
     stats = load_replay(
-        Path(args.directory), settings, batch_size=args.batch_size, progress=None if args.quiet else _bytes_progress()
+        Path(args.directory),
+        settings,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=None if args.quiet else _bytes_progress(),
     )
     return _print_stats(stats)
 
@@ -306,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = isub.add_parser("replay", help="a replay directory (SPEC §3.4)")
     rep.add_argument("directory")
     rep.add_argument("--batch-size", type=int, default=50_000, help="records per transaction")
+    rep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that parse and validate while the main one merges (default: 2 for replays over 64 MB, else 0)",
+    )
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=cmd_ingest_replay)
     bn = isub.add_parser("binance", help="the Binance USD-M API through python-binance (keys: SPEC §2; none = sandbox)")

@@ -8,6 +8,7 @@ setting means the same thing everywhere.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import quote_plus
 TARGETS = ("duckdb", "mysql")
 LAYERS = ("raw", "staging", "intermediate", "marts", "audit")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -46,6 +48,9 @@ class Settings:
     duckdb_path: Path = PROJECT_ROOT / "warehouse" / "stratpos.duckdb"
     mysql: MySQLSettings = field(default_factory=MySQLSettings)
     schema_prefix: str = ""
+    # DuckDB memory for the ingestion connection: staging a batch needs little, and DuckDB's own
+    # default (80 % of RAM, mostly block cache) would make a loader look like it holds gigabytes
+    duckdb_ingest_memory: str = "256MB"
 
     def schema(self, layer: str) -> str:
         """The schema (MySQL: database) that holds ``layer``, e.g. ``schema('raw')``."""
@@ -99,4 +104,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         user=env.get("STRATPOS_MYSQL_USER", "").strip() or "root",
         password=env.get("STRATPOS_MYSQL_PASSWORD", ""),
     )
-    return Settings(target=target, duckdb_path=duckdb_path, mysql=mysql, schema_prefix=prefix)
+    memory = env.get("STRATPOS_DUCKDB_INGEST_MEMORY", "").strip() or Settings.duckdb_ingest_memory
+    if not _MEMORY.match(memory):
+        raise ConfigError(f"STRATPOS_DUCKDB_INGEST_MEMORY must be a size such as 256MB or 2GB, got {memory!r}")
+    return Settings(
+        target=target, duckdb_path=duckdb_path, mysql=mysql, schema_prefix=prefix, duckdb_ingest_memory=memory
+    )

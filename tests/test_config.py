@@ -9,6 +9,7 @@ def test_defaults_follow_spec():
     assert s.target == "duckdb"
     assert s.duckdb_path.parts[-2:] == ("warehouse", "stratpos.duckdb")
     assert (s.mysql.host, s.mysql.port, s.mysql.user, s.mysql.password) == ("127.0.0.1", 3306, "root", "")
+    assert s.duckdb_ingest_memory == "256MB"
     assert s.schemas == {
         "raw": "raw",
         "staging": "staging",
@@ -28,8 +29,10 @@ def test_environment_overrides(tmp_path):
             "STRATPOS_MYSQL_USER": "loader",
             "STRATPOS_MYSQL_PASSWORD": "p@ss word",
             "STRATPOS_SCHEMA_PREFIX": "acme_",
+            "STRATPOS_DUCKDB_INGEST_MEMORY": "1.5GB",
         }
     )
+    assert s.duckdb_ingest_memory == "1.5GB"
     assert s.target == "mysql"
     assert s.duckdb_path == tmp_path / "x.duckdb"
     assert s.schema("marts") == "acme_marts"
@@ -52,6 +55,8 @@ def test_relative_duckdb_path_is_resolved_against_cwd(tmp_path, monkeypatch):
         ({"STRATPOS_MYSQL_PORT": "abc"}, "STRATPOS_MYSQL_PORT"),
         ({"STRATPOS_MYSQL_PORT": "70000"}, "STRATPOS_MYSQL_PORT"),
         ({"STRATPOS_SCHEMA_PREFIX": "a-b;drop"}, "STRATPOS_SCHEMA_PREFIX"),
+        ({"STRATPOS_DUCKDB_INGEST_MEMORY": "lots"}, "STRATPOS_DUCKDB_INGEST_MEMORY"),
+        ({"STRATPOS_DUCKDB_INGEST_MEMORY": "256MB'; drop"}, "STRATPOS_DUCKDB_INGEST_MEMORY"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):

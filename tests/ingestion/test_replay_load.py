@@ -84,8 +84,9 @@ def test_loading_the_same_replay_twice_changes_nothing(warehouse_settings, repla
         assert by_source[f"replay:acct/{f}"] == len(lines(replay_dir / f)), f
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "worker-processes"])
 def test_a_failure_mid_load_rolls_back_its_batch_and_a_rerun_completes(
-    warehouse_settings, twin_settings, replay_dir, monkeypatch
+    warehouse_settings, twin_settings, replay_dir, monkeypatch, workers
 ):
     real_merge = RawStore.merge
     calls = {"trades": 0}
@@ -101,7 +102,7 @@ def test_a_failure_mid_load_rolls_back_its_batch_and_a_rerun_completes(
     monkeypatch.setattr(RawStore, "merge", failing_merge)
     run_id = new_run_id()
     with pytest.raises(RuntimeError, match="injected failure"):
-        load_replay(replay_dir, warehouse_settings, batch_size=200, run_id=run_id)
+        load_replay(replay_dir, warehouse_settings, batch_size=200, run_id=run_id, workers=workers)
     monkeypatch.setattr(RawStore, "merge", real_merge)
 
     trades = lines(replay_dir / "futures_trades.jsonl")
@@ -119,11 +120,35 @@ def test_a_failure_mid_load_rolls_back_its_batch_and_a_rerun_completes(
     assert [r["batch_no"] for r in ok_trades] == [0]
     assert count(warehouse_settings, "position_snapshots") == 0  # later files were never reached
 
-    rerun = load_replay(replay_dir, warehouse_settings, batch_size=200)
+    rerun = load_replay(replay_dir, warehouse_settings, batch_size=200, workers=workers)
     trades_stats = next(s for s in rerun if s.source == "futures_trades")
     assert (trades_stats.loaded, trades_stats.duplicates) == (len(trades) - 200, 200)
 
     load_replay(replay_dir, twin_settings, batch_size=5000)
+    assert dump(warehouse_settings, exclude=LINEAGE_OF_A_RUN) == dump(twin_settings, exclude=LINEAGE_OF_A_RUN)
+
+
+def test_worker_processes_load_exactly_what_one_process_loads(warehouse_settings, twin_settings, replay_dir, tmp_path):
+    # a copy with in-batch repeats, an older order version after a newer one, a conflict and bad lines, so the
+    # counting rules are exercised on the worker side (in-batch) and on the merging side (across batches)
+    work = tmp_path / "acct"
+    shutil.copytree(replay_dir, work)
+    trades = lines(work / "futures_trades.jsonl")
+    orders = lines(work / "futures_orders.jsonl")
+    changed = json.loads(trades[5])
+    changed["commission"] = "123.45"
+    (work / "futures_trades.jsonl").write_bytes(
+        b"".join(trades[:300] + [trades[3], b"{truncated\n", (json.dumps(changed) + "\n").encode()] + trades[300:])
+    )
+    (work / "futures_orders.jsonl").write_bytes(b"".join(orders + list(reversed(orders[:50]))))
+
+    single = load_replay(work, warehouse_settings, batch_size=97, workers=0)
+    parallel = load_replay(work, twin_settings, batch_size=97, workers=2)
+
+    as_counts = [(s.source, s.received, s.loaded, s.duplicates, s.quarantined) for s in single]
+    assert as_counts == [(s.source, s.received, s.loaded, s.duplicates, s.quarantined) for s in parallel]
+    trades_stats = next(s for s in parallel if s.source == "futures_trades")
+    assert trades_stats.quarantined == 2 and trades_stats.duplicates == 1 and trades_stats.balanced
     assert dump(warehouse_settings, exclude=LINEAGE_OF_A_RUN) == dump(twin_settings, exclude=LINEAGE_OF_A_RUN)
 
 
@@ -223,3 +248,10 @@ def test_mysql_without_local_infile_loads_the_same_rows(mysql_settings, replay_d
         assert dump(twin, exclude=LINEAGE_OF_A_RUN) == dump(mysql_settings, exclude=LINEAGE_OF_A_RUN)
     finally:
         drop_schemas(twin)
+
+
+def test_the_ingest_connection_uses_the_configured_duckdb_memory(tmp_path):
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "m.duckdb", duckdb_ingest_memory="300MB")
+    with RawStore(settings) as store:
+        (limit,) = store.fetchall("select current_setting('memory_limit')")[0]
+    assert limit in ("286.1 MiB", "300.0 MB"), limit  # DuckDB prints the limit in binary units

@@ -50,9 +50,9 @@ walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after,
             else {{ dec18('(l.price - w.avg_after) * ' ~ qty8('l.leg_quantity') ~ ' * l.episode_dir') }}
         end
     from walk as w
-    -- the base table (indexed on key, episode, leg_seq), not the CTE: MySQL/MariaDB would scan a
-    -- materialised CTE on every iteration
-    inner join {{ ref('int_exchange_legs') }} as l
+    -- the base table (indexed on key, episode, leg_seq), not the CTE, probed from the previous
+    -- iteration's rows: each leg is read once, however long the episode
+    {{ straight_join() }} {{ ref('int_exchange_legs') }} as l
         on w.account_id = l.account_id
         and w.exchange_position_key = l.exchange_position_key
         and w.episode_no = l.episode_no
