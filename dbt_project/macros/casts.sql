@@ -23,6 +23,23 @@
     cast({{ expr }} as varchar)
 {%- endmacro %}
 
+{#- An identifier column of bounded width. MariaDB types a concat() by the sum of its parts' widths;
+    past 250 characters (1000 bytes in utf8mb4) its temporary tables cannot index the column, and
+    every join on it falls back to a block nested loop (quadratic at a million allocations).
+    Ids here are at most 141 characters. -#}
+{% macro id_text(expr) -%}
+    {{ return(adapter.dispatch('id_text', 'stratpos')(expr)) }}
+{%- endmacro %}
+
+{#- the raw tables' collation: joins between columns of different collations cannot use an index -#}
+{% macro default__id_text(expr) -%}
+    cast({{ expr }} as char(191)) collate utf8mb4_bin
+{%- endmacro %}
+
+{% macro duckdb__id_text(expr) -%}
+    cast({{ expr }} as varchar)
+{%- endmacro %}
+
 {#- Exact DECIMAL types: money/prices with 18 decimals, quantities with Binance's 8. -#}
 {% macro dec18(expr) -%}
     cast({{ expr }} as decimal(38, 18))

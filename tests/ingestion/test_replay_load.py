@@ -138,9 +138,9 @@ def test_worker_processes_load_exactly_what_one_process_loads(warehouse_settings
     changed = json.loads(trades[5])
     changed["commission"] = "123.45"
     (work / "futures_trades.jsonl").write_bytes(
-        b"".join(trades[:300] + [trades[3], b"{truncated\n", (json.dumps(changed) + "\n").encode()] + trades[300:])
+        b"".join([*trades[:300], trades[3], b"{truncated\n", (json.dumps(changed) + "\n").encode(), *trades[300:]])
     )
-    (work / "futures_orders.jsonl").write_bytes(b"".join(orders + list(reversed(orders[:50]))))
+    (work / "futures_orders.jsonl").write_bytes(b"".join([*orders, *reversed(orders[:50])]))
 
     single = load_replay(work, warehouse_settings, batch_size=97, workers=0)
     parallel = load_replay(work, twin_settings, batch_size=97, workers=2)

@@ -1,18 +1,9 @@
--- SPEC §4.4 funding: each FUNDING_FEE income is shared among the strategy positions and
--- buckets open on that symbol at the funding time, pro rata by signed quantity (18
--- decimals, the last position by id takes the remainder). Holdings change at the fill
--- time, or at the episode end for quantity the episode-end rule moved. Funding nobody
--- holds stays with the bucket of the symbol's latest episode.
+-- SPEC §4.4 funding, step 2: each FUNDING_FEE income is shared among its holders
+-- (int_funding_holders) pro rata by signed quantity (18 decimals, the last position by id
+-- takes the remainder). Funding nobody holds stays with the bucket of the symbol's latest
+-- episode at that time.
 with allocations as (
     select * from {{ ref('int_fill_allocations_linked') }}
-),
-
-reallocations as (
-    select * from {{ ref('int_episode_reallocations') }}
-),
-
-signals as (
-    select * from {{ ref('stg_signals__signals') }}
 ),
 
 funding as (
@@ -20,72 +11,8 @@ funding as (
     where income_type = 'FUNDING_FEE'
 ),
 
-directions as (
-    select distinct
-        a.strategy_position_id,
-        a.account_id,
-        a.symbol,
-        case
-            when a.strategy_position_id like 'unattributed:%' then a.episode_dir
-            when s.side = 'SHORT' then -1
-            else 1
-        end as direction
-    from allocations as a
-    left join signals as s on a.strategy_position_id = s.signal_id
-),
-
-deltas as (
-    select
-        strategy_position_id,
-        trade_time_ms as effective_time_ms,
-        case when allocation_type = 'entry' then quantity else -quantity end as delta
-    from allocations
-    union all
-    select strategy_position_id, effective_time_ms, -quantity as delta
-    from reallocations
-    union all
-    select concat('unattributed:', exchange_position_id), effective_time_ms, quantity as delta
-    from reallocations
-),
-
-per_time as (
-    select strategy_position_id, effective_time_ms, sum(delta) as delta
-    from deltas
-    group by strategy_position_id, effective_time_ms
-),
-
-intervals as (
-    select
-        p.strategy_position_id,
-        d.account_id,
-        d.symbol,
-        d.direction,
-        p.effective_time_ms as from_ms,
-        lead(p.effective_time_ms) over (partition by p.strategy_position_id order by p.effective_time_ms) as until_ms,
-        sum(p.delta) over (
-            partition by p.strategy_position_id order by p.effective_time_ms
-            rows between unbounded preceding and current row
-        ) as open_quantity
-    from per_time as p
-    inner join directions as d on p.strategy_position_id = d.strategy_position_id
-),
-
 holders as (
-    select
-        f.account_id,
-        f.tran_id,
-        f.symbol,
-        f.income_time_ms,
-        f.amount,
-        i.strategy_position_id,
-        i.open_quantity * i.direction as signed_quantity
-    from funding as f
-    inner join intervals as i
-        on f.account_id = i.account_id
-        and f.symbol = i.symbol
-        and i.from_ms <= f.income_time_ms
-        and (i.until_ms is null or i.until_ms > f.income_time_ms)
-    where i.open_quantity <> 0
+    select * from {{ ref('int_funding_holders') }}
 ),
 
 ranked as (
@@ -133,14 +60,33 @@ unallocated as (
 ),
 
 latest_episode as (
-    select
-        u.account_id,
-        u.tran_id,
-        max(concat(lpad({{ to_text('a.trade_time_ms') }}, 15, '0'), '|', a.exchange_position_id)) as latest
-    from unallocated as u
-    left join allocations as a
-        on u.account_id = a.account_id and u.symbol = a.symbol and a.trade_time_ms <= u.income_time_ms
-    group by u.account_id, u.tran_id
+    -- the latest episode (fill time, then id) with a fill at or before each unallocated funding
+    -- time: a running max over fills and funding events in time order, fills first at equal times
+    select account_id, tran_id, latest
+    from (
+        select
+            account_id,
+            tran_id,
+            is_funding,
+            max(marker) over (
+                partition by account_id, symbol order by at_ms, is_funding
+                rows between unbounded preceding and current row
+            ) as latest
+        from (
+            select account_id, symbol, tran_id, income_time_ms as at_ms, 1 as is_funding, null as marker
+            from unallocated
+            union all
+            select
+                account_id,
+                symbol,
+                null,
+                trade_time_ms,
+                0,
+                concat(lpad({{ to_text('trade_time_ms') }}, 15, '0'), '|', exchange_position_id)
+            from allocations
+        ) as events
+    ) as running
+    where is_funding = 1
 ),
 
 fallback as (
@@ -159,10 +105,22 @@ fallback as (
 ),
 
 final as (
-    select account_id, tran_id, symbol, income_time_ms, strategy_position_id, {{ dec18('funding_amount') }} as funding_amount
+    select
+        account_id,
+        tran_id,
+        symbol,
+        income_time_ms,
+        {{ id_text('strategy_position_id') }} as strategy_position_id,
+        {{ dec18('funding_amount') }} as funding_amount
     from shared
     union all
-    select account_id, tran_id, symbol, income_time_ms, strategy_position_id, {{ dec18('funding_amount') }}
+    select
+        account_id,
+        tran_id,
+        symbol,
+        income_time_ms,
+        {{ id_text('strategy_position_id') }},
+        {{ dec18('funding_amount') }}
     from fallback
 )
 

@@ -20,20 +20,8 @@ funding as (
     group by strategy_position_id
 ),
 
-snapshots as (
-    select * from {{ ref('stg_binance__position_snapshots') }}
-),
-
 marks as (
-    select s.account_id, s.symbol, max(s.mark_price) as mark_price
-    from snapshots as s
-    inner join (
-        select account_id, symbol, max(snapshot_time_ms) as snapshot_time_ms
-        from snapshots
-        group by account_id, symbol
-    ) as latest
-        on s.account_id = latest.account_id and s.symbol = latest.symbol and s.snapshot_time_ms = latest.snapshot_time_ms
-    group by s.account_id, s.symbol
+    select * from {{ ref('int_latest_marks') }}
 ),
 
 ordered_exits as (
