@@ -4,15 +4,20 @@
   would move the last seconds of a day into the next one.
 -#}
 {% macro ms_to_day_no(column) -%}
-    {{ return(adapter.dispatch('ms_to_day_no', 'stratpos')(column)) }}
+    {{ ms_bucket(column, 86400000) }}
 {%- endmacro %}
 
-{% macro default__ms_to_day_no(column) -%}
-    cast(({{ column }}) div 86400000 as signed)
+{#- The number of the width_ms-wide time bucket holding an epoch-millisecond time (integer division). -#}
+{% macro ms_bucket(column, width_ms) -%}
+    {{ return(adapter.dispatch('ms_bucket', 'stratpos')(column, width_ms)) }}
 {%- endmacro %}
 
-{% macro duckdb__ms_to_day_no(column) -%}
-    cast(({{ column }}) // 86400000 as bigint)
+{% macro default__ms_bucket(column, width_ms) -%}
+    cast(({{ column }}) div {{ width_ms }} as signed)
+{%- endmacro %}
+
+{% macro duckdb__ms_bucket(column, width_ms) -%}
+    cast(({{ column }}) // {{ width_ms }} as bigint)
 {%- endmacro %}
 
 {#- The UTC date of a day number from ms_to_day_no. -#}

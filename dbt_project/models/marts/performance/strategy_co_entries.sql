@@ -2,10 +2,33 @@
 -- var('co_entry_window_seconds', default 300) seconds of each other — one row per account,
 -- key and strategy pair (strategy_a < strategy_b), with the count and up to three examples.
 {%- set window_seconds = var('co_entry_window_seconds', 300) | int %}
+{{ config(pre_hook="{{ derived_merge(false) }}", post_hook="{{ derived_merge(true) }}") }}
+
+{%- set window_ms = window_seconds * 1000 %}
 
 with positions as (
-    select * from {{ ref('strategy_positions') }}
-    where strategy_id <> 'unattributed'
+    select
+        *,
+        {{ ms_bucket('entry_time_ms', window_ms) }} as entry_bucket
+    from {{ ref('strategy_positions') }}
+    where strategy_id <> 'unattributed' and entry_time_ms is not null
+),
+
+neighbour_buckets as (
+    -- entries at most one window apart lie in the same or an adjacent window-wide bucket, so
+    -- the pairs are found by equality joins on the bucket (a range join on the time would scan
+    -- every entry of the key per entry on MySQL/MariaDB)
+    select -1 as bucket_offset
+    union all
+    select 0
+    union all
+    select 1
+),
+
+probes as (
+    select a.*, a.entry_bucket + n.bucket_offset as probe_bucket
+    from positions as a
+    cross join neighbour_buckets as n
 ),
 
 pairs as (
@@ -20,14 +43,13 @@ pairs as (
         case when a.entry_time_ms < b.entry_time_ms then a.entry_time_ms else b.entry_time_ms end as co_entry_ms,
         abs(a.entry_time_ms - b.entry_time_ms) as gap_ms,
         case when a.exchange_position_id = b.exchange_position_id then 1 else 0 end as same_episode
-    from positions as a
-    -- the indexed mart itself (not the CTE) on the right: MySQL/MariaDB range-scan it per row
-    inner join {{ ref('strategy_positions') }} as b
-        on b.strategy_id <> 'unattributed'
-        and a.account_id = b.account_id
+    from probes as a
+    inner join positions as b
+        on a.account_id = b.account_id
         and a.exchange_position_key = b.exchange_position_key
+        and a.probe_bucket = b.entry_bucket
         and a.strategy_id < b.strategy_id
-        and b.entry_time_ms between a.entry_time_ms - {{ window_seconds * 1000 }} and a.entry_time_ms + {{ window_seconds * 1000 }}
+        and b.entry_time_ms between a.entry_time_ms - {{ window_ms }} and a.entry_time_ms + {{ window_ms }}
 ),
 
 numbered as (
