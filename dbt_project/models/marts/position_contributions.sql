@@ -1,4 +1,5 @@
 {{ config(post_hook=[
+    "{{ add_index(['contribution_id']) }}",
     "{{ add_index(['strategy_position_id']) }}",
     "{{ add_index(['exchange_position_id']) }}",
 ]) }}
