@@ -24,6 +24,10 @@ marks as (
     select * from {{ ref('int_latest_marks') }}
 ),
 
+margin_assets as (
+    select * from {{ ref('int_margin_assets_resolved') }}
+),
+
 ordered_exits as (
     select
         strategy_position_id,
@@ -76,10 +80,9 @@ quantities as (
         sum(case when allocation_type = 'exit' then quantity else 0 end) as exit_q,
         sum(case when allocation_type = 'exit' then {{ qty8('quantity') }} * {{ qty8('price') }} else 0 end) as exit_pq,
         max(case when allocation_type = 'exit' then trade_time_ms end) as exit_time_ms,
-        sum(
-            case when right(symbol, length(commission_asset)) = commission_asset then commission else 0 end
-        ) as fees
-    from allocations
+        sum(case when commission_asset = margin_asset then commission else 0 end) as fees
+    from allocations as a
+    left join margin_assets as ma on a.symbol = ma.symbol
     group by strategy_position_id
 ),
 
@@ -128,12 +131,14 @@ enriched as (
         case when p.entry_q > 0 then p.entry_q else p.exit_q end as basis_q,
         coalesce(f.funding_fees, {{ dec18('0') }}) as funding_fees,
         m.mark_price,
+        ma.margin_asset,
         le.last_exit_role,
         rc.rule_reason
     from positions as p
     left join signals as s on p.strategy_position_id = s.signal_id
     left join funding as f on p.strategy_position_id = f.strategy_position_id
     left join marks as m on p.account_id = m.account_id and p.symbol = m.symbol
+    left join margin_assets as ma on p.symbol = ma.symbol
     left join last_exit as le on p.strategy_position_id = le.strategy_position_id
     left join rule_closed as rc on p.strategy_position_id = rc.strategy_position_id
 ),
@@ -170,6 +175,7 @@ final as (
         case when is_unattributed = 1 then null else signal_id end as signal_id,
         account_id,
         symbol,
+        margin_asset,
         case when dir = 1 then 'LONG' else 'SHORT' end as side,
         exchange_position_key,
         case when is_unattributed = 1 then bucket_episode_id else position_episode_id end as exchange_position_id,
