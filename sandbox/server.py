@@ -34,6 +34,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,12 +44,18 @@ from urllib.parse import parse_qsl, urlsplit
 from sandbox.instruments import INSTRUMENTS
 from sandbox.server_data import (
     ALGO_ORDERS_FILE,
+    BALANCES_FILE,
     INCOME_FILE,
+    KLINES_FILE,
     ORDERS_FILE,
     POSITION_RISK_FILE,
     TRADES_FILE,
     ReplayData,
     VersionedSeries,
+    Visibility,
+    as_int,
+    parse_span,
+    retention_floor,
 )
 
 if TYPE_CHECKING:
@@ -60,10 +67,16 @@ DEFAULT_PORT = 8765
 DAY_MS = 86_400_000
 SEVEN_DAYS_MS = 7 * DAY_MS
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# Binance's own rule for `symbol` ("legal range is '^[A-Z0-9-_.]{1,20}$'"): it admits every USD-M contract
+# name, e.g. quarterlies `BTCUSDT_261225`, `ETHBTC`, `1000PEPEUSDT`.
 SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
 INT_RE = re.compile(r"^-?[0-9]{1,20}$")
 INCOME_TYPE_RE = re.compile(r"^[A-Z_]{1,64}$")
 FAULT_KINDS = ("http_5xx", "timeout", "malformed", "timestamp")
+# USD-M kline intervals (Kline/Candlestick Data, "interval ENUM").
+KLINE_INTERVALS = frozenset(
+    ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+)
 
 # Binance's wording for the errors the fake API produces (USD-M futures error-code page).
 MSG_BAD_KEY = "Invalid API-key, IP, or permissions for action."
@@ -106,6 +119,23 @@ class ServerConfig:
     # Binance ignores parameters an endpoint does not read; set True to reject them (-1104) and catch
     # typos such as ``fromID`` in client code.
     reject_unknown_params: bool = False
+    # Retention relative to the data clock: records older than this are no longer served. A span is
+    # "<n>M" (calendar months), "<n>w|d|h|min|s|ms", an int of milliseconds, or None (kept forever).
+    # Defaults are Binance's own (USD-M REST docs):
+    # - userTrades: "Only support querying trade in the past 6 months"
+    retention_trades: int | str | None = "6M"
+    # - allOrders and allAlgoOrders: "These orders will not be found: ... order create time + 90 days <
+    #   current time"
+    retention_orders: int | str | None = "90d"
+    # - ... and "order status is CANCELED or EXPIRED AND order has NO filled trade AND created time +
+    #   3 days < current time"
+    retention_unfilled_orders: int | str | None = "3d"
+    # - income: "Income history only contains data for the last three months"
+    retention_income: int | str | None = "3M"
+
+    def __post_init__(self) -> None:
+        for name in ("retention_trades", "retention_orders", "retention_unfilled_orders", "retention_income"):
+            parse_span(getattr(self, name))  # fail at construction, not on the first request
 
 
 @dataclass
@@ -286,11 +316,21 @@ def _json_array(lines: list[bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint: handler, Binance request weight and whether it is SIGNED (USER_DATA)."""
+    """One endpoint: handler, Binance request weight and whether it is SIGNED (USER_DATA).
+
+    ``weight_by`` computes a weight that depends on the request (klines: by ``limit``) from the raw
+    query parameters, before they are validated; ``weight`` is the fallback.
+    """
 
     handler: Callable[[SandboxServer, Params], Any]
     weight: int
     signed: bool
+    weight_by: Callable[[dict[str, str]], int] | None = None
+
+    def weight_of(self, query: str) -> int:
+        if self.weight_by is None:
+            return self.weight
+        return self.weight_by(dict(parse_qsl(query, keep_blank_values=True)))
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -375,6 +415,7 @@ class SandboxServer:
         self._visible_until: int | None = None
         self._trades_by_order: dict[str, dict[int, list[tuple[int, int]]]] = {}
         self._exchange_symbols: list[dict[str, Any]] = []
+        self._listed: frozenset[str] = frozenset()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -396,6 +437,7 @@ class SandboxServer:
         started = time.monotonic()
         self._data = ReplayData(self.data_dir)
         self._exchange_symbols = self._build_exchange_symbols()
+        self._listed = frozenset(s["symbol"] for s in self._exchange_symbols)
         self._stopping.clear()
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = int(self._httpd.server_address[1])
@@ -511,7 +553,7 @@ class SandboxServer:
         if path.startswith("/_sandbox/"):
             return self._admin(method, path, body)
         route = ROUTES.get((method, path))
-        weight = route.weight if route else 1
+        weight = route.weight_of(query) if route else 1
         allowed, used = self.weights.consume(weight)
         if not allowed:
             limit = self.config.weight_limit_1m
@@ -658,7 +700,7 @@ class SandboxServer:
                 -1100,
                 "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'.",
             )
-        if symbol not in INSTRUMENTS and symbol not in self.data.symbols:
+        if symbol not in self._listed:
             raise ApiError(400, -1121, "Invalid symbol.")
         return symbol
 
@@ -711,7 +753,8 @@ class SandboxServer:
         if page is not None and page < 1:
             raise ApiError(400, -1130, "Data sent for parameter 'page' is not valid.")
         offset = (page - 1) * limit if page else 0
-        clock = self.visible_until
+        vis = self._visibility(file_name)
+        clock = vis.clock
         if key_param == "fromId":
             self._reject_from_id_with_window(key, start, end)
         if series is None:
@@ -720,10 +763,10 @@ class SandboxServer:
                 self._window(start, end, clock, SEVEN_DAYS_MS)
             return b"[]"
         if key is not None and start is None and end is None:
-            versions = series.from_key(key, clock, limit, offset)
+            versions = series.from_key(key, vis, limit, offset)
         else:
             lo, hi = self._window(start, end, clock, SEVEN_DAYS_MS)
-            versions = series.in_window(lo, hi, clock)
+            versions = series.in_window(lo, hi, vis)
             if key is not None:
                 versions = [v for v in versions if self._key_of(series, v) >= key]
             if start is None and key is None and page is None:
@@ -733,12 +776,30 @@ class SandboxServer:
                 versions = versions[offset : offset + limit]
         return _json_array(self.data.lines(file_name, series.offs, series.lens, versions))
 
+    def _visibility(self, file_name: str) -> Visibility:
+        """The data clock plus the retention floors that apply to one file (SPEC §3.2, §7)."""
+        clock = self.visible_until
+        cfg = self.config
+        if file_name == TRADES_FILE:
+            return Visibility(clock, retention_floor(clock, cfg.retention_trades))
+        if file_name in (ORDERS_FILE, ALGO_ORDERS_FILE):
+            return Visibility(
+                clock,
+                retention_floor(clock, cfg.retention_orders),
+                retention_floor(clock, cfg.retention_unfilled_orders),
+            )
+        if file_name == INCOME_FILE:
+            return Visibility(clock, retention_floor(clock, cfg.retention_income))
+        return Visibility(clock)
+
     @staticmethod
     def _key_of(series: VersionedSeries, version: int) -> int:
         return series.keys[bisect_right(series.vstart, version) - 1]
 
-    def _trades_of_order(self, symbol: str, order_id: int, clock: int) -> list[tuple[int, int]]:
-        """(trade id, version) of one order's visible trades; the orderId index is built on first use."""
+    def _trades_of_order(self, symbol: str, order_id: int, vis: Visibility) -> list[tuple[int, int]]:
+        """(trade id, version) of one order's visible trades; the orderId index is built on first use.
+
+        The index is per symbol: another symbol's order with the same number is another order."""
         series = self.data.trades.get(symbol)
         if series is None:
             return []
@@ -749,80 +810,28 @@ class SandboxServer:
             for pos, key in enumerate(series.keys):
                 for ver in range(series.vstart[pos], series.vstart[pos + 1]):
                     rec = json.loads(self.data.read(TRADES_FILE, series.offs[ver], series.lens[ver]))
-                    oid = rec.get("orderId")
-                    if isinstance(oid, int):
+                    oid = as_int(rec.get("orderId"))
+                    if oid is not None:
                         index.setdefault(oid, []).append((key, ver))
             with self._lock:
                 self._trades_by_order[symbol] = index
         out: dict[int, int] = {}
         for key, ver in index.get(order_id, []):
-            if series.vtimes[ver] <= clock:
+            t = series.vtimes[ver]
+            if t <= vis.clock and (vis.floor is None or t >= vis.floor):
                 out[key] = ver  # versions ascend in time, so the last visible one wins
         return sorted(out.items())
 
     def _build_exchange_symbols(self) -> list[dict[str, Any]]:
-        out = []
-        for symbol in sorted(set(INSTRUMENTS) | self.data.symbols):
-            inst = INSTRUMENTS.get(symbol)
-            # Symbols only seen in the data get generic filters; the generator only trades INSTRUMENTS.
-            tick = str(inst.tick_size) if inst else "0.01"
-            step = str(inst.step_size) if inst else "0.001"
-            base = inst.base_asset if inst else symbol.removesuffix("USDT")
-            price_precision = inst.price_precision if inst else 2
-            qty_precision = inst.quantity_precision if inst else 3
-            out.append(
-                {
-                    "symbol": symbol,
-                    "pair": symbol,
-                    "contractType": "PERPETUAL",
-                    "deliveryDate": 4133404800000,
-                    "onboardDate": 1569398400000,
-                    "status": "TRADING",
-                    "maintMarginPercent": "2.5000",
-                    "requiredMarginPercent": "5.0000",
-                    "baseAsset": base,
-                    "quoteAsset": "USDT",
-                    "marginAsset": "USDT",
-                    "pricePrecision": price_precision,
-                    "quantityPrecision": qty_precision,
-                    "baseAssetPrecision": 8,
-                    "quotePrecision": 8,
-                    "underlyingType": "COIN",
-                    "underlyingSubType": [],
-                    "triggerProtect": "0.0500",
-                    "liquidationFee": "0.012500",
-                    "marketTakeBound": "0.05",
-                    "filters": [
-                        {
-                            "filterType": "PRICE_FILTER",
-                            "minPrice": tick,
-                            "maxPrice": "4529764",
-                            "tickSize": tick,
-                        },
-                        {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000", "stepSize": step},
-                        {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "120", "stepSize": step},
-                        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                        {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-                        {"filterType": "MIN_NOTIONAL", "notional": "5"},
-                        {
-                            "filterType": "PERCENT_PRICE",
-                            "multiplierUp": "1.0500",
-                            "multiplierDown": "0.9500",
-                            "multiplierDecimal": "4",
-                        },
-                    ],
-                    "orderTypes": [
-                        "LIMIT",
-                        "MARKET",
-                        "STOP",
-                        "STOP_MARKET",
-                        "TAKE_PROFIT",
-                        "TAKE_PROFIT_MARKET",
-                        "TRAILING_STOP_MARKET",
-                    ],
-                    "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-                }
-            )
+        """exchangeInfo ``symbols[]``: the replay's ``symbols.jsonl`` objects verbatim when it has one, plus
+        a generated entry for every other symbol the data (or, without ``symbols.jsonl``, the paper
+        exchange's instrument list) knows."""
+        infos = self.data.symbol_infos
+        names = set(self.data.symbols) if infos else set(INSTRUMENTS) | set(self.data.symbols)
+        missing = sorted(names - set(infos))
+        if infos and missing:
+            log.warning("%s lists no exchange info for %s; serving generated entries", "symbols.jsonl", missing)
+        out = [infos[sym] if sym in infos else _generated_symbol_info(sym) for sym in sorted(names)]
         return out
 
     # -- endpoints -----------------------------------------------------------------------------------
@@ -835,6 +844,9 @@ class SandboxServer:
 
     def ep_exchange_info(self, params: Params) -> Any:
         limit = self.config.weight_limit_1m
+        margin_assets = sorted(
+            {str(s.get("marginAsset") or s.get("quoteAsset")) for s in self._exchange_symbols} - {"None", ""}
+        )
         return {
             "timezone": "UTC",
             "serverTime": int(time.time() * 1000),
@@ -845,7 +857,10 @@ class SandboxServer:
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
             ],
             "exchangeFilters": [],
-            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "assets": [
+                {"asset": asset, "marginAvailable": True, "autoAssetExchange": "-10000" if asset == "USDT" else "0"}
+                for asset in margin_assets
+            ],
             "symbols": self._exchange_symbols,
         }
 
@@ -860,14 +875,14 @@ class SandboxServer:
         start, end = params.integer("startTime"), params.integer("endTime")
         limit = self._limit(params, 500, 1000)
         self._reject_from_id_with_window(from_id, start, end)
-        clock = self.visible_until
-        window = None if start is None and end is None else self._window(start, end, clock, SEVEN_DAYS_MS)
+        vis = self._visibility(TRADES_FILE)
+        window = None if start is None and end is None else self._window(start, end, vis.clock, SEVEN_DAYS_MS)
         series = self.data.trades.get(symbol)
         if series is None:
             return b"[]"
         versions = [
             ver
-            for key, ver in self._trades_of_order(symbol, order_id, clock)
+            for key, ver in self._trades_of_order(symbol, order_id, vis)
             if (from_id is None or key >= from_id) and (window is None or window[0] <= series.vtimes[ver] <= window[1])
         ]
         return _json_array(self.data.lines(TRADES_FILE, series.offs, series.lens, versions[:limit]))
@@ -910,7 +925,8 @@ class SandboxServer:
         if page is not None and page < 1:
             raise ApiError(400, -1130, "Data sent for parameter 'page' is not valid.")
         limit = self._limit(params, 100, 1000)
-        clock = self.visible_until
+        vis = self._visibility(INCOME_FILE)
+        clock = vis.clock
         if start is not None and end is not None and start > end:
             raise ApiError(400, -1023, "Start time is greater than end time.")
         # USD-M documents no maximum window for income, only "the recent 7-day data" when neither
@@ -918,6 +934,8 @@ class SandboxServer:
         if start is None and end is None:
             start, end = clock - SEVEN_DAYS_MS, clock
         lo = start if start is not None else -(2**62)
+        if vis.floor is not None:
+            lo = max(lo, vis.floor)  # older income is past Binance's retention
         hi = min(end if end is not None else clock, clock)
         rows = self.data.income.query(symbol, income_type, lo, hi, ((page or 1) - 1) * limit, limit)
         store = self.data.income
@@ -925,6 +943,128 @@ class SandboxServer:
 
     def ep_position_mode(self, params: Params) -> Any:
         return {"dualSidePosition": self.data.account.get("position_mode", "hedge") == "hedge"}
+
+    def ep_balance(self, params: Params) -> Any:
+        """``GET /fapi/v3/balance`` (and v2, same shape): each asset's latest ``balances.jsonl`` snapshot
+        at or before the data clock, without our ``snapshotTime``."""
+        rows = []
+        for off, length in self.data.balances.latest(self.visible_until):
+            row = json.loads(self.data.read(BALANCES_FILE, off, length))
+            row.pop("snapshotTime", None)
+            rows.append(row)
+        return rows
+
+    def ep_klines(self, params: Params) -> Any:
+        """``GET /fapi/v1/klines`` (public): arrays exactly as stored in ``klines.jsonl``.
+
+        Kline/Candlestick Data: "limit: Default 500; max 1500." and "If startTime and endTime are not
+        sent, the most recent klines are returned." Only intervals present in the replay have data;
+        another valid interval answers ``[]``.
+        """
+        symbol = self._symbol(params, mandatory=True)
+        assert symbol is not None
+        interval = params.text("interval", mandatory=True)
+        if interval not in KLINE_INTERVALS:
+            raise ApiError(400, -1120, "Invalid interval.")
+        start, end = params.integer("startTime"), params.integer("endTime")
+        limit = self._limit(params, 500, 1500)
+        if start is not None and end is not None and start > end:
+            raise ApiError(400, -1023, "Start time is greater than end time.")
+        series = self.data.klines.get((symbol, interval))
+        if series is None:
+            return b"[]"
+        rows = []
+        for i in series.query(start, end, self.visible_until, limit):
+            rec = json.loads(self.data.read(KLINES_FILE, series.offs[i], series.lens[i]))
+            rows.append(_json(rec["kline"]))
+        return _json_array(rows)
+
+
+def _klines_weight(query: dict[str, str]) -> int:
+    """Kline/Candlestick Data weight "based on parameter LIMIT": [1,100) 1, [100,500) 2, [500,1000] 5,
+    > 1000 10 (an unreadable limit is charged as the default 500; the request then fails)."""
+    try:
+        limit = int(query.get("limit") or 500)
+    except ValueError:
+        limit = 500
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+# Quote assets of USD-M contracts, longest first so `...FDUSD` is not read as `...USD`.
+_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BTC")
+_QUARTERLY_RE = re.compile(r"^([A-Z0-9]+)_([0-9]{2})([0-9]{2})([0-9]{2})$")
+
+
+def _generated_symbol_info(symbol: str) -> dict[str, Any]:
+    """An exchangeInfo ``symbols[]`` entry for a symbol the replay has no ``symbols.jsonl`` line for.
+
+    Instruments of the paper exchange carry their tick/lot sizes; anything else gets generic filters.
+    Quarterlies (``PAIR_yymmdd``) deliver at 08:00 UTC of their date, as Binance's do.
+    """
+    inst = INSTRUMENTS.get(symbol)
+    pair, contract_type, delivery = symbol, "PERPETUAL", 4133404800000
+    quarterly = _QUARTERLY_RE.match(symbol)
+    if quarterly:
+        pair = quarterly.group(1)
+        yy, mm, dd = (int(g) for g in quarterly.groups()[1:])
+        contract_type = "CURRENT_QUARTER"
+        delivery = int(datetime(2000 + yy, mm, dd, 8, tzinfo=UTC).timestamp() * 1000)
+    quote = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
+    base = inst.base_asset if inst else pair.removesuffix(quote)
+    tick = str(inst.tick_size) if inst else "0.01"
+    step = str(inst.step_size) if inst else "0.001"
+    return {
+        "symbol": symbol,
+        "pair": pair,
+        "contractType": contract_type,
+        "deliveryDate": delivery,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": inst.price_precision if inst else 2,
+        "quantityPrecision": inst.quantity_precision if inst else 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "4529764", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000", "stepSize": step},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "120", "stepSize": step},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": "5"},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+    }
 
 
 def _nonzero(value: Any) -> bool:
@@ -945,6 +1085,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v3/positionRisk"): Route(SandboxServer.ep_position_risk_v3, 5, True),
     ("GET", "/fapi/v1/income"): Route(SandboxServer.ep_income, 30, True),
     ("GET", "/fapi/v1/positionSide/dual"): Route(SandboxServer.ep_position_mode, 30, True),
+    # Futures Account Balance V3 / V2: "Request Weight 5" each (python-binance 1.0.37's
+    # futures_account_balance calls v3).
+    ("GET", "/fapi/v3/balance"): Route(SandboxServer.ep_balance, 5, True),
+    ("GET", "/fapi/v2/balance"): Route(SandboxServer.ep_balance, 5, True),
+    ("GET", "/fapi/v1/klines"): Route(SandboxServer.ep_klines, 5, False, _klines_weight),
 }
 
 

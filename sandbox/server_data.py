@@ -8,17 +8,29 @@ also keeps Binance's decimal strings byte-for-byte exact.
 
 Time visibility ("the data clock"): a record whose time is later than ``clock`` does not exist yet.
 Orders and algo orders are *versioned*: the same id may appear several times (state changes) and a
-query returns, per id, the latest version whose ``updateTime`` is ``<= clock``.
+query returns, per id, the latest version whose ``updateTime`` is ``<= clock``; versions with the same
+``updateTime`` are ordered by how far their status has progressed (``TRIGGERED`` before ``FINISHED``).
+
+Ids are per symbol (SPEC §3.2): every id-keyed index here is one :class:`VersionedSeries` per symbol, so
+equal ``orderId``/``algoId``/trade ``id`` numbers on two symbols never meet.
+
+Retention (what Binance no longer serves, relative to the data clock) is applied through a
+:class:`Visibility`: a time floor per dataset, and a second, later floor for orders that ended
+``CANCELED``/``EXPIRED`` without a fill.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +41,25 @@ ORDERS_FILE = "futures_orders.jsonl"
 ALGO_ORDERS_FILE = "futures_algo_orders.jsonl"
 POSITION_RISK_FILE = "position_risk.jsonl"
 INCOME_FILE = "income.jsonl"
+BALANCES_FILE = "balances.jsonl"
+KLINES_FILE = "klines.jsonl"
+SYMBOLS_FILE = "symbols.jsonl"
 ACCOUNT_FILE = "account.json"
+
+# Among versions with the same updateTime, the one further along its life cycle is the later one
+# (allOrders: NEW -> PARTIALLY_FILLED -> final; allAlgoOrders, SPEC §3.2: NEW -> TRIGGERING ->
+# TRIGGERED -> FINISHED, or a final CANCELED / REJECTED / EXPIRED).
+ORDER_STATUS_RANK = {"NEW": 0, "PARTIALLY_FILLED": 1}
+ORDER_FINAL_RANK = 2
+ALGO_STATUS_RANK = {"NEW": 0, "TRIGGERING": 1, "TRIGGERED": 2}
+ALGO_FINAL_RANK = 3
+# allOrders / allAlgoOrders: "order status is CANCELED or EXPIRED AND order has NO filled trade AND
+# created time + 3 days < current time" -> not found.
+UNFILLED_PURGED_STATUSES = frozenset({"CANCELED", "EXPIRED"})
+
+MONTH_UNITS = {"M": 1}
+SPAN_UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+_SPAN_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|min|h|d|w|M)\s*$")
 
 
 class LineStore:
@@ -76,7 +106,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], int, int]]:
         log.warning("%s: skipped %d line(s) that are not JSON objects", path.name, bad)
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     """Binance ids/times are ints; tolerate numeric strings and reject anything else."""
     if isinstance(value, bool):
         return None
@@ -92,6 +122,70 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
+def _is_zero(value: Any) -> bool:
+    """``"0"``, ``"0.000"``, ``0`` -> True; anything unparsable counts as non-zero (a fill we cannot rule out)."""
+    if value is None or isinstance(value, bool):
+        return False
+    try:
+        return Decimal(str(value)) == 0
+    except (InvalidOperation, ValueError):
+        return False
+
+
+def parse_span(span: int | str | None) -> tuple[int, int] | None:
+    """A retention span as ``(months, milliseconds)``; ``None`` means "kept forever".
+
+    Accepts an int (milliseconds) or ``"<n><unit>"`` with unit ``M`` (calendar months, as Binance words
+    its trade and income limits), ``w``, ``d``, ``h``, ``min``, ``s`` or ``ms``.
+    """
+    if span is None:
+        return None
+    if isinstance(span, bool):
+        raise ValueError(f"invalid retention span {span!r}")
+    if isinstance(span, int):
+        if span < 0:
+            raise ValueError("a retention span cannot be negative")
+        return 0, span
+    match = _SPAN_RE.match(span) if isinstance(span, str) else None
+    if match is None:
+        raise ValueError(f"invalid retention span {span!r}; expected e.g. '6M', '90d', '12h' or milliseconds")
+    n, unit = int(match.group(1)), match.group(2)
+    return (n, 0) if unit in MONTH_UNITS else (0, n * SPAN_UNITS_MS[unit])
+
+
+def months_before(ms: int, months: int) -> int:
+    """``ms`` moved back by calendar months in UTC (the day is clamped to the target month's length)."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    total = dt.year * 12 + (dt.month - 1) - months
+    year, month = divmod(total, 12)
+    month += 1
+    next_first = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    last_day = (next_first - datetime(year, month, 1, tzinfo=UTC)).days
+    moved = dt.replace(year=year, month=month, day=min(dt.day, last_day))
+    # Whole milliseconds survive the round trip exactly; keep the sub-second part from the input.
+    return int(moved.replace(microsecond=0).timestamp()) * 1000 + ms % 1000
+
+
+def retention_floor(clock: int, span: int | str | None) -> int | None:
+    """The earliest record time still served at ``clock`` (records at the floor are served)."""
+    parsed = parse_span(span)
+    if parsed is None:
+        return None
+    months, millis = parsed
+    floor = months_before(clock, months) if months else clock
+    return floor - millis
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What exists at one request: records up to ``clock``, none older than ``floor``, and no order that
+    ended canceled/expired without a fill older than ``unfilled_floor`` (``None``: no such limit)."""
+
+    clock: int
+    floor: int | None = None
+    unfilled_floor: int | None = None
+
+
 class RawColumns:
     """Columns of one symbol's records in file order, collected while a file is parsed."""
 
@@ -101,38 +195,46 @@ class RawColumns:
         self.wtimes = array("q")
         self.offs = array("q")
         self.lens = array("q")
+        self.ranks = array("b")
+        self.purgeable = array("b")
 
-    def append(self, key: int, vis: int, wtime: int, off: int, length: int) -> None:
+    def append(
+        self, key: int, vis: int, wtime: int, off: int, length: int, rank: int = 0, purgeable: bool = False
+    ) -> None:
         self.keys.append(key)
         self.vis.append(vis)
         self.wtimes.append(wtime)
         self.offs.append(off)
         self.lens.append(length)
+        self.ranks.append(rank)
+        self.purgeable.append(1 if purgeable else 0)
 
 
 class VersionedSeries:
     """One symbol's records of one file, sorted by paging key; each key has one or more versions.
 
     Columns (one entry per distinct key, ascending): ``keys``, ``wtimes`` (the time that
-    ``startTime``/``endTime`` filter on) and ``vstart`` (where the key's versions begin). Version
-    columns (grouped by key, ascending by visibility time within a key): ``vtimes``, ``offs``, ``lens``.
-    Trades are the degenerate case of exactly one version whose visibility time is its ``time``.
+    ``startTime``/``endTime`` and retention filter on: a trade's ``time``, an order's creation time)
+    and ``vstart`` (where the key's versions begin). Version columns (grouped by key, ascending by
+    visibility time within a key): ``vtimes``, ``offs``, ``lens`` and ``purgeable`` (the version is a
+    CANCELED/EXPIRED order without a fill, which Binance forgets sooner). Trades are the degenerate
+    case of exactly one version whose visibility time is its ``time``.
     """
 
     def __init__(self, raw: RawColumns) -> None:
         n = len(raw.keys)
-        # Replay files are usually written in key order; only sort (by key, then visibility time, then
-        # file order so the line written last wins a tie) when they are not.
-        in_order = all((raw.keys[i], raw.vis[i]) <= (raw.keys[i + 1], raw.vis[i + 1]) for i in range(n - 1))
-        order: range | list[int] = (
-            range(n) if in_order else sorted(range(n), key=lambda i: (raw.keys[i], raw.vis[i], i))
-        )
+        # Replay files are usually written in key order; only sort (by key, visibility time, status
+        # progress, then file order so the line written last wins a remaining tie) when they are not.
+        ks, vs, rs = raw.keys, raw.vis, raw.ranks
+        in_order = all((ks[i], vs[i], rs[i]) <= (ks[i + 1], vs[i + 1], rs[i + 1]) for i in range(n - 1))
+        order: range | list[int] = range(n) if in_order else sorted(range(n), key=lambda i: (ks[i], vs[i], rs[i], i))
         self.keys = array("q")
         self.wtimes = array("q")
         self.vstart = array("q")
         self.vtimes = array("q")
         self.offs = array("q")
         self.lens = array("q")
+        self.purgeable = array("b")
         last_key: int | None = None
         for i in order:
             key = raw.keys[i]
@@ -147,6 +249,7 @@ class VersionedSeries:
             self.vtimes.append(raw.vis[i])
             self.offs.append(raw.offs[i])
             self.lens.append(raw.lens[i])
+            self.purgeable.append(raw.purgeable[i])
         self.vstart.append(len(self.vtimes))
         # Ids normally grow with time; then a time window is a contiguous key range and needs no
         # secondary index. Otherwise keep key positions sorted by window time.
@@ -164,18 +267,28 @@ class VersionedSeries:
     def max_vis_time(self) -> int | None:
         return max(self.vtimes) if self.vtimes else None
 
-    def visible_version(self, pos: int, clock: int) -> int:
-        """Index of the latest version of key ``pos`` visible at ``clock``; -1 when none is visible."""
+    def visible_version(self, pos: int, vis: Visibility) -> int:
+        """Index of the latest version of key ``pos`` visible under ``vis``; -1 when none is visible."""
+        if vis.floor is not None and self.wtimes[pos] < vis.floor:
+            return -1
         lo, hi = self.vstart[pos], self.vstart[pos + 1]
-        ver = bisect_right(self.vtimes, clock, lo, hi) - 1
-        return ver if ver >= lo else -1
+        ver = bisect_right(self.vtimes, vis.clock, lo, hi) - 1
+        if ver < lo:
+            return -1
+        if self.purgeable[ver] and vis.unfilled_floor is not None and self.wtimes[pos] < vis.unfilled_floor:
+            return -1
+        return ver
 
-    def from_key(self, key: int, clock: int, limit: int, offset: int = 0) -> list[int]:
+    def from_key(self, key: int, vis: Visibility, limit: int, offset: int = 0) -> list[int]:
         """Versions of the first ``limit`` visible keys ``>= key`` (after skipping ``offset``)."""
         out: list[int] = []
         skip = offset
-        for pos in range(bisect_left(self.keys, key), len(self.keys)):
-            ver = self.visible_version(pos, clock)
+        start = bisect_left(self.keys, key)
+        if vis.floor is not None and self.monotonic:
+            # Window times grow with the key: skip everything retention hides in one step.
+            start = max(start, bisect_left(self.wtimes, vis.floor))
+        for pos in range(start, len(self.keys)):
+            ver = self.visible_version(pos, vis)
             if ver < 0:
                 continue
             if skip:
@@ -186,8 +299,10 @@ class VersionedSeries:
                 break
         return out
 
-    def in_window(self, start: int, end: int, clock: int) -> list[int]:
+    def in_window(self, start: int, end: int, vis: Visibility) -> list[int]:
         """Versions of every visible key whose window time is in ``[start, end]``, ascending by key."""
+        if vis.floor is not None:
+            start = max(start, vis.floor)
         lo = bisect_left(self.sorted_wtimes, start)
         hi = bisect_right(self.sorted_wtimes, end)
         if lo >= hi:
@@ -195,7 +310,7 @@ class VersionedSeries:
         positions: Iterable[int] = range(lo, hi) if self.by_time is None else sorted(self.by_time[lo:hi])
         out: list[int] = []
         for pos in positions:
-            ver = self.visible_version(pos, clock)
+            ver = self.visible_version(pos, vis)
             if ver >= 0:
                 out.append(ver)
         return out
@@ -317,6 +432,69 @@ class PositionSnapshots:
         return out
 
 
+class BalanceSnapshots:
+    """``balances.jsonl`` rows per asset, ascending by snapshotTime (file order breaks a tie: last wins)."""
+
+    def __init__(self, items: list[tuple[str, int, int, int, int]]) -> None:
+        # items: (asset, snapshotTime, seq, offset, length)
+        items.sort()
+        self.series: dict[str, tuple[array, array, array]] = {}
+        for asset, snap, _seq, off, length in items:
+            times, offs, lens = self.series.setdefault(asset, (array("q"), array("q"), array("q")))
+            times.append(snap)
+            offs.append(off)
+            lens.append(length)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t, _, _ in self.series.values())
+
+    def max_time(self) -> int | None:
+        return max((t[-1] for t, _, _ in self.series.values()), default=None)
+
+    def latest(self, clock: int) -> list[tuple[int, int]]:
+        """``(offset, length)`` of each asset's latest snapshot at or before ``clock``, by asset name."""
+        out = []
+        for _asset, (times, offs, lens) in sorted(self.series.items()):
+            i = bisect_right(times, clock) - 1
+            if i >= 0:
+                out.append((offs[i], lens[i]))
+        return out
+
+
+class KlineSeries:
+    """One (symbol, interval)'s klines ascending by open time; a repeated open time keeps the last line."""
+
+    def __init__(self, items: list[tuple[int, int, int, int]]) -> None:
+        # items: (openTime, seq, offset, length)
+        items.sort()
+        self.open_times = array("q")
+        self.offs = array("q")
+        self.lens = array("q")
+        for open_time, _seq, off, length in items:
+            if self.open_times and self.open_times[-1] == open_time:
+                self.offs[-1], self.lens[-1] = off, length
+                continue
+            self.open_times.append(open_time)
+            self.offs.append(off)
+            self.lens.append(length)
+
+    def __len__(self) -> int:
+        return len(self.open_times)
+
+    def query(self, start: int | None, end: int | None, clock: int, limit: int) -> range:
+        """Positions of the klines Binance would return for a startTime/endTime/limit query.
+
+        A kline exists once it has opened (``openTime <= clock``; Binance also serves the kline still
+        forming). ``startTime``: the first ``limit`` klines opening at or after it; only ``endTime`` or
+        neither bound: the ``limit`` most recent klines opening at or before the end.
+        """
+        hi = bisect_right(self.open_times, clock if end is None else min(end, clock))
+        if start is not None:
+            lo = bisect_left(self.open_times, start)
+            return range(lo, max(lo, min(hi, lo + limit)))
+        return range(max(0, hi - limit), hi)
+
+
 class ReplayData:
     """Every file of one replay directory, indexed for the fake API; call :meth:`close` when done."""
 
@@ -326,11 +504,31 @@ class ReplayData:
             raise FileNotFoundError(f"replay directory {self.data_dir} does not exist")
         self._stores: dict[str, LineStore] = {}
         self.account: dict[str, Any] = self._load_account()
+        # One VersionedSeries per symbol and file: ids are per symbol (SPEC §3.2).
         self.trades = self._load_versioned(TRADES_FILE, key="id", vis="time", window="time")
-        self.orders = self._load_versioned(ORDERS_FILE, key="orderId", vis="updateTime", window="time")
-        self.algo_orders = self._load_versioned(ALGO_ORDERS_FILE, key="algoId", vis="updateTime", window="createTime")
+        self.orders = self._load_versioned(
+            ORDERS_FILE,
+            key="orderId",
+            vis="updateTime",
+            window="time",
+            status="status",
+            ranks=ORDER_STATUS_RANK,
+            final_rank=ORDER_FINAL_RANK,
+        )
+        self.algo_orders = self._load_versioned(
+            ALGO_ORDERS_FILE,
+            key="algoId",
+            vis="updateTime",
+            window="createTime",
+            status="algoStatus",
+            ranks=ALGO_STATUS_RANK,
+            final_rank=ALGO_FINAL_RANK,
+        )
         self.income = self._load_income()
         self.positions = self._load_positions()
+        self.balances = self._load_balances()
+        self.klines = self._load_klines()
+        self.symbol_infos: dict[str, dict[str, Any]] = self._load_symbol_infos()
         # Both are asked on every request (data clock, symbol validation): compute them once.
         self.symbols: frozenset[str] = self._symbols()
         self.max_time: int | None = self._max_time()
@@ -356,23 +554,38 @@ class ReplayData:
         self._stores[name] = store
         return store
 
-    def _load_versioned(self, name: str, *, key: str, vis: str, window: str) -> dict[str, VersionedSeries]:
+    def _load_versioned(
+        self,
+        name: str,
+        *,
+        key: str,
+        vis: str,
+        window: str,
+        status: str | None = None,
+        ranks: dict[str, int] | None = None,
+        final_rank: int = 0,
+    ) -> dict[str, VersionedSeries]:
         store = self._store(name)
         if store is None:
             return {}
         per_symbol: dict[str, RawColumns] = {}
         skipped = 0
         for rec, off, length in _iter_jsonl(store.path):
-            k, v = _as_int(rec.get(key)), _as_int(rec.get(vis))
-            w = _as_int(rec.get(window))
+            k, v = as_int(rec.get(key)), as_int(rec.get(vis))
+            w = as_int(rec.get(window))
             sym = rec.get("symbol")
             if k is None or v is None or not isinstance(sym, str) or not sym:
                 skipped += 1
                 continue
+            rank, purgeable = 0, False
+            if status is not None:
+                state = rec.get(status)
+                rank = (ranks or {}).get(state, final_rank) if isinstance(state, str) else 0
+                purgeable = state in UNFILLED_PURGED_STATUSES and not _has_fill(rec)
             cols = per_symbol.get(sym)
             if cols is None:
                 cols = per_symbol[sym] = RawColumns()
-            cols.append(k, v, v if w is None else w, off, length)
+            cols.append(k, v, v if w is None else w, off, length, rank, purgeable)
         if skipped:
             log.warning("%s: skipped %d record(s) without symbol/%s/%s", name, skipped, key, vis)
         return {sym: VersionedSeries(cols) for sym, cols in per_symbol.items()}
@@ -382,10 +595,10 @@ class ReplayData:
         income = IncomeSeries()
         if store is not None:
             for rec, off, length in _iter_jsonl(store.path):
-                t = _as_int(rec.get("time"))
+                t = as_int(rec.get("time"))
                 if t is None:
                     continue
-                tran = _as_int(rec.get("tranId"))
+                tran = as_int(rec.get("tranId"))
                 sym = rec.get("symbol") if isinstance(rec.get("symbol"), str) else ""
                 typ = rec.get("incomeType") if isinstance(rec.get("incomeType"), str) else ""
                 income.append(t, tran if tran is not None else 0, sym, typ, off, length)
@@ -396,26 +609,72 @@ class ReplayData:
         items: list[tuple[str, str, int, int, int, int]] = []
         if store is not None:
             for seq, (rec, off, length) in enumerate(_iter_jsonl(store.path)):
-                snap = _as_int(rec.get("snapshotTime"))
+                snap = as_int(rec.get("snapshotTime"))
                 sym, side = rec.get("symbol"), rec.get("positionSide", "BOTH")
                 if snap is None or not isinstance(sym, str) or not isinstance(side, str):
                     continue
                 items.append((sym, side, snap, seq, off, length))
         return PositionSnapshots(items)
 
+    def _load_balances(self) -> BalanceSnapshots:
+        store = self._store(BALANCES_FILE)
+        items: list[tuple[str, int, int, int, int]] = []
+        skipped = 0
+        if store is not None:
+            for seq, (rec, off, length) in enumerate(_iter_jsonl(store.path)):
+                snap, asset = as_int(rec.get("snapshotTime")), rec.get("asset")
+                if snap is None or not isinstance(asset, str) or not asset:
+                    skipped += 1
+                    continue
+                items.append((asset, snap, seq, off, length))
+        if skipped:
+            log.warning("%s: skipped %d record(s) without asset/snapshotTime", BALANCES_FILE, skipped)
+        return BalanceSnapshots(items)
+
+    def _load_klines(self) -> dict[tuple[str, str], KlineSeries]:
+        store = self._store(KLINES_FILE)
+        per_key: dict[tuple[str, str], list[tuple[int, int, int, int]]] = {}
+        skipped = 0
+        if store is not None:
+            for seq, (rec, off, length) in enumerate(_iter_jsonl(store.path)):
+                sym, interval, kline = rec.get("symbol"), rec.get("interval"), rec.get("kline")
+                open_time = as_int(kline[0]) if isinstance(kline, list) and len(kline) >= 7 else None
+                if open_time is None or not isinstance(sym, str) or not isinstance(interval, str):
+                    skipped += 1
+                    continue
+                per_key.setdefault((sym, interval), []).append((open_time, seq, off, length))
+        if skipped:
+            log.warning("%s: skipped %d record(s) without symbol/interval/kline array", KLINES_FILE, skipped)
+        return {key: KlineSeries(items) for key, items in per_key.items()}
+
+    def _load_symbol_infos(self) -> dict[str, dict[str, Any]]:
+        """``symbols.jsonl``: exchangeInfo ``symbols[]`` objects by symbol (a later line replaces one)."""
+        path = self.data_dir / SYMBOLS_FILE
+        out: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for rec, _off, _length in _iter_jsonl(path):
+                sym = rec.get("symbol")
+                if isinstance(sym, str) and sym:
+                    out[sym] = rec
+        return out
+
     # -- reading -------------------------------------------------------------------------------------
 
     def _symbols(self) -> frozenset[str]:
-        """Every symbol that appears anywhere in the data."""
+        """Every symbol that appears anywhere in the data (exchange info and klines included)."""
         out = set(self.trades) | set(self.orders) | set(self.algo_orders) | self.positions.symbols
         out.update(self.income.symbols)
+        out.update(self.symbol_infos)
+        out.update(sym for sym, _interval in self.klines)
         return frozenset(out)
 
     def _max_time(self) -> int | None:
-        """The latest time of any record: the default data clock."""
+        """The latest time of any account record: the default data clock (klines are market data and
+        do not move it)."""
         candidates = [s.max_vis_time() for d in (self.trades, self.orders, self.algo_orders) for s in d.values()]
         candidates.append(max(self.income.times) if len(self.income) else None)
         candidates.append(self.positions.max_time())
+        candidates.append(self.balances.max_time())
         present = [c for c in candidates if c is not None]
         return max(present) if present else None
 
@@ -435,9 +694,22 @@ class ReplayData:
             "algo_orders": sum(len(s) for s in self.algo_orders.values()),
             "income": len(self.income),
             "position_keys": len(self.positions.series),
+            "balance_snapshots": len(self.balances),
+            "klines": sum(len(s) for s in self.klines.values()),
+            "exchange_symbols": len(self.symbol_infos),
         }
 
     def close(self) -> None:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+
+
+def _has_fill(rec: dict[str, Any]) -> bool:
+    """Whether an order (or algo order) version shows a filled trade: a non-zero ``executedQty``; an algo
+    order without that field counts as filled once its placed order has a non-zero ``actualPrice``."""
+    if "executedQty" in rec:
+        return not _is_zero(rec.get("executedQty"))
+    if rec.get("actualOrderId") not in (None, ""):
+        return not _is_zero(rec.get("actualPrice", "0"))
+    return False
