@@ -196,6 +196,9 @@ class Batch:
                 self.rows[key] = row
         elif seen["payload_hash"] == row["payload_hash"]:
             self.in_batch_duplicates += 1
+        elif self.table.replace:  # the latest load wins: the earlier record of the batch counts as a duplicate
+            self.in_batch_duplicates += 1
+            self.rows[key] = row
         else:
             self.reject(
                 payload,

@@ -38,7 +38,15 @@ from pydantic import (
 MAX_PAYLOAD_BYTES = 64 * 1024
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
 MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
-SYMBOL_RE = r"^[A-Z0-9]{2,24}(USDT|USDC|BUSD|FDUSD|USD)$"
+# Any USD-M contract symbol (SPEC §3.2): perpetuals (BTCUSDT, BTCUSDC, 1000PEPEUSDT), quarterlies
+# (BTCUSDT_261225), BTC-margined contracts listed under USD-M (ETHBTC) and the CJK-named contracts Binance
+# lists (e.g. 币安人生USDT). Binance's own parameter rule is "legal range is '^[A-Z0-9-_.]{1,20}$'" (error
+# -1100); we add CJK letters and allow up to 32 characters (the column size). Nothing here derives the margin
+# asset from the name: that comes from exchangeInfo (raw.symbols).
+SYMBOL_RE = r"^[A-Z0-9\u3400-\u9fff][A-Z0-9_.\-\u3400-\u9fff]{1,31}$"
+ASSET_RE = r"^[A-Z0-9]{2,16}$"
+MAX_ID = 9_223_372_036_854_775_807  # Binance ids are Java longs (signed 64-bit): orderId, algoId, trade id
+MAX_TRAN_ID = 10**19 - 1  # income tranId: up to 19 digits, stored as DECIMAL(20,0)
 ID_RE = r"^[A-Za-z0-9_.:\-]{1,64}$"
 ROLES = ("entry", "take_profit", "stop_loss", "close")
 
@@ -66,6 +74,18 @@ PosDec = Annotated[Decimal, Field(**{**_DEC, "gt": 0})]
 Pct = Annotated[Decimal, Field(**{**_DEC, "gt": 0, "le": 1})]
 Symbol = Annotated[str, Field(pattern=SYMBOL_RE)]
 Ident = Annotated[str, Field(pattern=ID_RE)]
+Asset = Annotated[str, Field(pattern=ASSET_RE)]
+Id = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
+
+
+def _digits(v: Any) -> Any:
+    """An id sent as a JSON number or as a string of digits (Binance sends both, e.g. tranId) -> int."""
+    if isinstance(v, str) and v.strip().isdigit() and v.strip().isascii():
+        return int(v.strip())
+    return v
+
+
+TranId = Annotated[StrictInt, BeforeValidator(_digits), Field(ge=0, le=MAX_TRAN_ID)]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -165,11 +185,12 @@ class SignalIn(Strict):
 
 
 class OrderLinkIn(Strict):
-    order_id: StrictInt | None = Field(default=None, ge=0)
+    order_id: Id | None = None
     client_order_id: Ident | None = None
     signal_id: Ident
     role: Literal["entry", "take_profit", "stop_loss", "close"]
     account_id: Ident = "default"
+    symbol: Symbol | None = None  # an order_id is per symbol (SPEC §3.3): the record may name it
 
     @model_validator(mode="after")
     def _one_ref(self) -> OrderLinkIn:
@@ -180,25 +201,25 @@ class OrderLinkIn(Strict):
 
 class TradeIn(Strict):
     symbol: Symbol
-    id: StrictInt = Field(ge=0)
-    orderId: StrictInt = Field(ge=0)
+    id: Id
+    orderId: Id
     side: Literal["BUY", "SELL"]
     positionSide: Literal["LONG", "SHORT", "BOTH"]
     price: PosDec
     qty: PosDec
     quoteQty: Dec
     realizedPnl: Dec
-    commission: Dec
-    commissionAsset: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,16}$")]
+    commission: Dec  # signed: negative is a maker rebate (SPEC §3.2)
+    commissionAsset: Asset
     time: EpochMs
     buyer: StrictBool
     maker: StrictBool
-    marginAsset: str | None = None
+    marginAsset: Asset | None = None
 
 
 class OrderIn(Strict):
     symbol: Symbol
-    orderId: StrictInt = Field(ge=0)
+    orderId: Id
     clientOrderId: str = Field(max_length=64)
     status: str = Field(max_length=24)
     type: str = Field(max_length=32)
@@ -219,9 +240,17 @@ class OrderIn(Strict):
     updateTime: EpochMs
 
 
+def _actual_order_id(v: Any) -> Any:
+    """``actualOrderId``: a string, ``""`` until the algo service placed the order (SPEC §3.2) -> None."""
+    if v is None or (isinstance(v, str) and v.strip() == ""):
+        return None
+    return _digits(v)
+
+
 class AlgoOrderIn(Strict):
-    algoId: StrictInt = Field(ge=0)
+    algoId: Id
     clientAlgoId: str = Field(max_length=64)
+    algoType: str | None = Field(default=None, max_length=32)
     orderType: str = Field(max_length=32)
     symbol: Symbol
     side: Literal["BUY", "SELL"]
@@ -229,10 +258,14 @@ class AlgoOrderIn(Strict):
     quantity: Dec
     algoStatus: str = Field(max_length=24)
     triggerPrice: Dec = Decimal(0)
+    price: Dec | None = None
     createTime: EpochMs
     updateTime: EpochMs
     triggerTime: StrictInt = 0
-    actualOrderId: str | StrictInt | None = None
+    actualOrderId: Annotated[Id | None, BeforeValidator(_actual_order_id)] = None
+    actualPrice: Dec | None = None
+    reduceOnly: StrictBool | None = None
+    closePosition: StrictBool | None = None
     executedQty: Dec = Decimal(0)
     avgPrice: Dec = Decimal(0)
 
@@ -254,11 +287,78 @@ class IncomeIn(Strict):
     symbol: str = Field(default="", max_length=32)
     incomeType: Annotated[str, Field(pattern=r"^[A-Z_]{2,32}$")]
     income: Dec
-    asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,16}$")]
+    asset: Asset
     info: str = Field(default="", max_length=255)
     time: EpochMs
-    tranId: StrictInt = Field(ge=0)
+    # a JSON number in the USD-M docs ("tranId":9689322392), a string in the COIN-M ones; up to 19 digits
+    tranId: TranId
     tradeId: str | StrictInt = ""
+
+
+class SymbolIn(Strict):
+    """One ``symbols[]`` object of ``GET /fapi/v1/exchangeInfo`` (also a line of ``symbols.jsonl``)."""
+
+    symbol: Symbol
+    pair: str = Field(default="", max_length=32)
+    contractType: str = Field(default="", max_length=32)  # PERPETUAL, CURRENT_QUARTER, NEXT_QUARTER, ...
+    deliveryDate: StrictInt | None = Field(default=None, ge=0)
+    onboardDate: StrictInt | None = Field(default=None, ge=0)
+    status: str = Field(default="", max_length=24)
+    baseAsset: Asset
+    quoteAsset: Asset
+    marginAsset: Asset | None = None  # SPEC §3.2: marginAsset, else quoteAsset
+
+
+class BalanceIn(Strict):
+    """One asset of ``GET /fapi/v3/balance`` (or of ``/fapi/v3/account``'s ``assets``) plus ``snapshotTime``."""
+
+    asset: Asset
+    balance: Dec = Field(validation_alias=AliasChoices("balance", "walletBalance"))
+    crossWalletBalance: Dec
+    crossUnPnl: Dec
+    availableBalance: Dec
+    maxWithdrawAmount: Dec | None = None
+    updateTime: StrictInt = Field(default=0, ge=0)  # 0 for an asset never touched
+    snapshotTime: EpochMs
+
+
+KLINE_FIELDS = ("open", "high", "low", "close", "volume")  # kline[1..5]
+
+
+def _kline_decimal(v: Any) -> Decimal | None:
+    if isinstance(v, bool) or not isinstance(v, str | int | Decimal):
+        return None
+    try:
+        d = Decimal(v)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() and 0 <= d < Decimal("1e20") else None
+
+
+KLINE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+
+
+class KlineIn(Strict):
+    """``{"symbol", "interval", "kline": [...]}``: the kline array exactly as ``GET /fapi/v1/klines`` returns it:
+    ``[openTime, open, high, low, close, volume, closeTime, quoteAssetVolume, trades, takerBuyBase,
+    takerBuyQuote, ignore]``."""
+
+    symbol: Symbol
+    interval: Literal[KLINE_INTERVALS]  # type: ignore[valid-type]
+    kline: list[Any] = Field(min_length=7)
+
+    @model_validator(mode="after")
+    def _array(self) -> KlineIn:
+        k = self.kline
+        for i, name in ((0, "openTime"), (6, "closeTime")):
+            if isinstance(k[i], bool) or not isinstance(k[i], int) or not MIN_TIME_MS <= k[i] < MAX_TIME_MS:
+                raise ValueError(f"kline[{i}] ({name}) must be epoch milliseconds (got {_shown(k[i])})")
+        if k[6] < k[0]:
+            raise ValueError(f"kline closeTime {k[6]} is before openTime {k[0]}")
+        for i, name in enumerate(KLINE_FIELDS, start=1):
+            if _kline_decimal(k[i]) is None:
+                raise ValueError(f"kline[{i}] ({name}) must be a non-negative decimal (got {_shown(k[i])})")
+        return self
 
 
 class AccountIn(Strict):
@@ -349,15 +449,23 @@ def _signal_row(m: SignalIn, account_id: str) -> dict:
     }
 
 
+def link_ref(order_id: int | None, client_order_id: str | None, symbol: str | None) -> str:
+    """The key of a link: ``order:{SYMBOL}:{id}`` when the record names the symbol (order ids are per
+    symbol), ``order:{id}`` when it does not, ``client:{id}`` for a clientOrderId link."""
+    if order_id is not None:
+        return f"order:{symbol}:{order_id}" if symbol else f"order:{order_id}"
+    return f"client:{client_order_id}"
+
+
 def _link_row(m: OrderLinkIn, account_id: str) -> dict:
-    ref = f"order:{m.order_id}" if m.order_id is not None else f"client:{m.client_order_id}"
     return {
         "account_id": account_id if m.account_id == "default" else m.account_id,
-        "link_ref": ref,
+        "link_ref": link_ref(m.order_id, m.client_order_id, m.symbol),
         "order_id": m.order_id,
         "client_order_id": m.client_order_id,
         "signal_id": m.signal_id,
         "role": m.role,
+        "symbol": m.symbol,
     }
 
 
@@ -373,7 +481,8 @@ def _trade_row(m: TradeIn, account_id: str) -> dict:
         "qty": _s(m.qty, "qty"),
         "quote_qty": _s(m.quoteQty, "quoteQty"),
         "realized_pnl": _s(m.realizedPnl, "realizedPnl"),
-        "commission": _s(abs(m.commission), "commission"),  # a cost magnitude; the API may send it negative
+        # signed as Binance sends it: negative is a maker rebate (SPEC §3.2; an earlier abs() here was wrong)
+        "commission": _s(m.commission, "commission"),
         "commission_asset": m.commissionAsset,
         "trade_time_ms": m.time,
         "buyer": m.buyer,
@@ -409,13 +518,10 @@ def _order_row(m: OrderIn, account_id: str) -> dict:
 
 
 def _algo_row(m: AlgoOrderIn, account_id: str) -> dict:
-    actual = m.actualOrderId
-    if isinstance(actual, str):
-        actual = int(actual) if actual.strip().isdigit() else None
     return {
         "account_id": account_id,
-        "algo_id": m.algoId,
         "symbol": m.symbol,
+        "algo_id": m.algoId,
         "client_algo_id": m.clientAlgoId,
         "order_type": m.orderType,
         "side": m.side,
@@ -426,9 +532,14 @@ def _algo_row(m: AlgoOrderIn, account_id: str) -> dict:
         "create_time_ms": m.createTime,
         "update_time_ms": m.updateTime,
         "trigger_time_ms": m.triggerTime or None,
-        "actual_order_id": actual,
+        "actual_order_id": m.actualOrderId,
         "executed_qty": _s(m.executedQty, "executedQty"),
         "avg_price": _s(m.avgPrice, "avgPrice"),
+        "algo_type": m.algoType,
+        "price": _s(m.price, "price"),
+        "actual_price": _s(m.actualPrice, "actualPrice"),
+        "reduce_only": m.reduceOnly,
+        "close_position": m.closePosition,
     }
 
 
@@ -452,7 +563,7 @@ def _income_row(m: IncomeIn, account_id: str) -> dict:
     return {
         "account_id": account_id,
         "income_type": m.incomeType,
-        "tran_id": m.tranId,
+        "tran_id": str(m.tranId),  # DECIMAL(20,0): travels as an exact string like the decimals
         "symbol": m.symbol,
         "income": _s(m.income, "income"),
         "asset": m.asset,
@@ -464,6 +575,49 @@ def _income_row(m: IncomeIn, account_id: str) -> dict:
 
 def _account_row(m: AccountIn, account_id: str) -> dict:
     return {"account_id": m.account_id, "position_mode": m.position_mode}
+
+
+def _symbol_row(m: SymbolIn, account_id: str) -> dict:
+    return {
+        "symbol": m.symbol,
+        "pair": m.pair,
+        "contract_type": m.contractType,
+        "delivery_date_ms": m.deliveryDate,
+        "onboard_date_ms": m.onboardDate,
+        "status": m.status,
+        "base_asset": m.baseAsset,
+        "quote_asset": m.quoteAsset,
+        "margin_asset": m.marginAsset or m.quoteAsset,
+    }
+
+
+def _balance_row(m: BalanceIn, account_id: str) -> dict:
+    return {
+        "account_id": account_id,
+        "asset": m.asset,
+        "snapshot_time_ms": m.snapshotTime,
+        "balance": _s(m.balance, "balance"),
+        "cross_wallet_balance": _s(m.crossWalletBalance, "crossWalletBalance"),
+        "cross_un_pnl": _s(m.crossUnPnl, "crossUnPnl"),
+        "available_balance": _s(m.availableBalance, "availableBalance"),
+        "max_withdraw_amount": _s(m.maxWithdrawAmount, "maxWithdrawAmount"),
+        "update_time_ms": m.updateTime,
+    }
+
+
+def _kline_row(m: KlineIn, account_id: str) -> dict:
+    p = {name: _kline_decimal(m.kline[i]) for i, name in enumerate(KLINE_FIELDS, start=1)}
+    return {
+        "symbol": m.symbol,
+        "kline_interval": m.interval,
+        "open_time_ms": m.kline[0],
+        "open_price": _s(p["open"], "kline.open"),
+        "high_price": _s(p["high"], "kline.high"),
+        "low_price": _s(p["low"], "kline.low"),
+        "close_price": _s(p["close"], "kline.close"),
+        "volume": _s(p["volume"], "kline.volume"),
+        "close_time_ms": m.kline[6],
+    }
 
 
 @dataclass(frozen=True)
@@ -499,11 +653,11 @@ KINDS: dict[str, RecordKind] = {
             "order_links",
             OrderLinkIn,
             _link_row,
-            _k("order_id", "client_order_id", "signal_id"),
+            _k("symbol", "order_id", "client_order_id", "signal_id"),
         ),
         RecordKind("futures_trades", "futures_trades", TradeIn, _trade_row, _k("symbol", "id")),
         RecordKind("futures_orders", "futures_orders", OrderIn, _order_row, _k("symbol", "orderId")),
-        RecordKind("futures_algo_orders", "futures_algo_orders", AlgoOrderIn, _algo_row, _k("algoId")),
+        RecordKind("futures_algo_orders", "futures_algo_orders", AlgoOrderIn, _algo_row, _k("symbol", "algoId")),
         RecordKind(
             "position_risk",
             "position_snapshots",
@@ -513,8 +667,17 @@ KINDS: dict[str, RecordKind] = {
         ),
         RecordKind("income", "income", IncomeIn, _income_row, _k("incomeType", "tranId")),
         RecordKind("account", "accounts", AccountIn, _account_row, _k("account_id")),
+        RecordKind("symbols", "symbols", SymbolIn, _symbol_row, _k("symbol")),
+        RecordKind("balances", "balance_snapshots", BalanceIn, _balance_row, _k("asset", "snapshotTime")),
+        RecordKind("klines", "klines", KlineIn, _kline_row, lambda o: _kline_key(o)),
     )
 }
+
+
+def _kline_key(obj: dict) -> str:
+    k = obj.get("kline")
+    first = k[0] if isinstance(k, list) and k else "?"
+    return f"{str(obj.get('symbol', '?'))[:32]}:{str(obj.get('interval', '?'))[:8]}:{str(first)[:20]}"
 
 
 def _shown(value: Any) -> str:

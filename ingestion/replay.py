@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # load order: accounts and signals first so that a partial load is still coherent
 REPLAY_SOURCES = (
+    ("symbols", "symbols.jsonl"),  # exchangeInfo symbols[] (margin assets), our extension of §3.4
     ("signals", "signals.jsonl"),
     ("order_links", "order_links.jsonl"),
     ("futures_orders", "futures_orders.jsonl"),
@@ -37,6 +38,8 @@ REPLAY_SOURCES = (
     ("futures_trades", "futures_trades.jsonl"),
     ("position_risk", "position_risk.jsonl"),
     ("income", "income.jsonl"),
+    ("balances", "balances.jsonl"),
+    ("klines", "klines.jsonl"),
 )
 DEFAULT_BATCH = 50_000
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # replays smaller than this load in one process

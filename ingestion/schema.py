@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from stratpos.config import Settings
 
 DECIMAL = "decimal(38,18)"
+BIG_ID = "decimal(20,0)"  # ids of up to 19 digits that may exceed a signed BIGINT (income tranId)
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # id | str | text | dec | int | bool | ts
+    kind: str  # str | text | dec | bigid | int | bool | ts
     nullable: bool = True
     size: int = 64
 
     def sql_type(self, target: str) -> str:
         if self.kind == "dec":
             return DECIMAL
+        if self.kind == "bigid":
+            return BIG_ID
         if self.kind == "int":
             return "bigint"
         if self.kind == "bool":
@@ -43,6 +46,9 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     version: str | None = None  # a newer value of this column replaces the stored row
+    # no version, but the latest load wins: a row whose content changed replaces the stored one (reference
+    # data such as exchangeInfo symbols) instead of being quarantined as a conflict
+    replace: bool = False
     # secondary indexes (MySQL/MariaDB; DuckDB needs none): the joins dbt makes on raw tables
     indexes: tuple[tuple[str, ...], ...] = ()
 
@@ -128,6 +134,7 @@ RAW_TABLES: dict[str, Table] = {
                 C("signal_id"),
                 C("role", size=16),
                 *LINEAGE,
+                C("symbol", size=32),  # optional: the symbol an order_id belongs to (ids are per symbol)
             ),
             ("account_id", "link_ref"),
         ),
@@ -203,14 +210,20 @@ RAW_TABLES: dict[str, Table] = {
                 C("create_time_ms", "int"),
                 C("update_time_ms", "int"),
                 C("trigger_time_ms", "int"),
-                C("actual_order_id", "int"),
+                C("actual_order_id", "int"),  # NULL while Binance sends ""
                 C("executed_qty", "dec"),
                 C("avg_price", "dec"),
                 *LINEAGE,
+                C("algo_type", size=32),
+                C("price", "dec"),
+                C("actual_price", "dec"),
+                C("reduce_only", "bool"),
+                C("close_position", "bool"),
             ),
-            ("account_id", "algo_id"),
+            # algoId is a sequence per symbol (SPEC §3.2): the same number on two symbols is two orders
+            ("account_id", "symbol", "algo_id"),
             version="update_time_ms",
-            indexes=(("account_id", "actual_order_id"),),
+            indexes=(("account_id", "symbol", "actual_order_id"),),
         ),
         Table(
             "position_snapshots",
@@ -237,7 +250,7 @@ RAW_TABLES: dict[str, Table] = {
             (
                 C("account_id"),
                 C("income_type", size=32),
-                C("tran_id", "int"),
+                C("tran_id", "bigid"),
                 C("symbol", size=32),
                 C("income", "dec"),
                 C("asset", size=16),
@@ -247,6 +260,59 @@ RAW_TABLES: dict[str, Table] = {
                 *LINEAGE,
             ),
             ("account_id", "income_type", "tran_id"),
+        ),
+        Table(
+            "symbols",
+            "raw",
+            (
+                C("symbol", size=32),
+                C("pair", size=32),
+                C("contract_type", size=32),
+                C("delivery_date_ms", "int"),
+                C("onboard_date_ms", "int"),
+                C("status", size=24),
+                C("base_asset", size=16),
+                C("quote_asset", size=16),
+                C("margin_asset", size=16),
+                *LINEAGE,
+            ),
+            ("symbol",),
+            replace=True,  # the latest exchangeInfo wins (status, delivery date, ...)
+        ),
+        Table(
+            "balance_snapshots",
+            "raw",
+            (
+                C("account_id"),
+                C("asset", size=16),
+                C("snapshot_time_ms", "int"),
+                C("balance", "dec"),
+                C("cross_wallet_balance", "dec"),
+                C("cross_un_pnl", "dec"),
+                C("available_balance", "dec"),
+                C("max_withdraw_amount", "dec"),
+                C("update_time_ms", "int"),
+                *LINEAGE,
+            ),
+            ("account_id", "asset", "snapshot_time_ms"),
+        ),
+        Table(
+            "klines",
+            "raw",
+            (
+                C("symbol", size=32),
+                C("kline_interval", size=8),
+                C("open_time_ms", "int"),
+                C("open_price", "dec"),
+                C("high_price", "dec"),
+                C("low_price", "dec"),
+                C("close_price", "dec"),
+                C("volume", "dec"),
+                C("close_time_ms", "int"),
+                *LINEAGE,
+            ),
+            ("symbol", "kline_interval", "open_time_ms"),
+            replace=True,  # public market data: a later answer for the same minute wins
         ),
         Table(
             "quarantine",

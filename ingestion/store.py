@@ -148,10 +148,33 @@ class RawStore:
         return [tuple(r) for r in self.execute(sql, params).fetchall()]
 
     def ensure_tables(self) -> None:
-        for t in ALL_TABLES.values():
-            self.execute(t.ddl(self.settings))
-        if self.target == "mysql":
-            self._ensure_indexes()
+        """Create missing tables, bring tables made by an older version up to date, add missing indexes."""
+        from ingestion.migrate import upgrade
+
+        with self._migration_lock():
+            for t in ALL_TABLES.values():
+                self.execute(t.ddl(self.settings))
+            upgrade(self)
+            if self.target == "mysql":
+                self._ensure_indexes()
+
+    @contextlib.contextmanager
+    def _migration_lock(self):
+        """One process at a time creates or migrates tables (Airflow runs ingestion tasks in parallel on MySQL).
+
+        DuckDB needs none: a database file has one writing process.
+        """
+        if self.target == "duckdb":
+            yield
+            return
+        name = f"stratpos_ddl_{self.settings.schema('raw')}"[:64]
+        got = self.fetchall("select get_lock(%s, 600)", [name])[0][0]
+        if got != 1:
+            raise RuntimeError(f"could not take the MySQL lock {name} to create or migrate the raw tables")
+        try:
+            yield
+        finally:
+            self.fetchall("select release_lock(%s)", [name])
 
     def _ensure_indexes(self) -> None:
         """Create the secondary indexes a table lacks (also on tables made by an older version)."""
@@ -201,7 +224,10 @@ class RawStore:
         out = []
         for c in table.columns:
             col = f"{prefix}{self.q(c.name)}"
-            out.append(f"cast({col} as decimal(38,18)) as {self.q(c.name)}" if c.kind == "dec" else col)
+            if c.kind in ("dec", "bigid"):
+                out.append(f"cast({col} as {c.sql_type(self.target)}) as {self.q(c.name)}")
+            else:
+                out.append(col)
         return ", ".join(out)
 
     def _classify_sql(self, table: Table, staged: str) -> str:
@@ -215,6 +241,8 @@ class RawStore:
             )
         elif "payload_hash" not in table.column_names:
             flag = "'duplicate'"
+        elif table.replace:
+            flag = "case when b.payload_hash = t.payload_hash then 'duplicate' else 'update' end"
         else:
             flag = "case when b.payload_hash = t.payload_hash then 'duplicate' else 'conflict' end"
         key_cols = ", ".join(f"b.{self.q(k)}" for k in table.key)
@@ -286,8 +314,10 @@ class RawStore:
             else:
                 conflict_keys.add(tuple(key))
         if conflict_keys:
+            # keys as text: the warehouse gives DECIMAL(20,0) ids back as Decimal, the rows hold them as strings
+            conflict_keys = {tuple(map(str, k)) for k in conflict_keys}
             dicts = rows.to_pylist() if _is_arrow(rows) else rows
-            result.conflicts = [r for r in dicts if tuple(r[k] for k in table.key) in conflict_keys]
+            result.conflicts = [r for r in dicts if tuple(str(r[k]) for k in table.key) in conflict_keys]
         keys_on = " and ".join(f"b.{self.q(k)} = t.{self.q(k)}" for k in table.key)
         cols = ", ".join(self.q(c) for c in table.column_names)
         bcols = ", ".join(f"b.{self.q(c)}" for c in table.column_names)
@@ -297,16 +327,22 @@ class RawStore:
             f"left join {target} t on {keys_on} where t.{first_key} is null"
         )
         result.inserted = len(rows) - len(matched)
-        if table.version and result.updated:
-            v = self.q(table.version)
+        if (table.version or table.replace) and result.updated:
             non_key = [c for c in table.column_names if c not in table.key]
+            if table.version:
+                v = self.q(table.version)
+                newer = "b.{v} > {t}.{v}".replace("{v}", v)
+            else:
+                newer = "b.payload_hash <> {t}.payload_hash"
             if self.target == "duckdb":
                 sets = ", ".join(f"{self.q(c)} = b.{self.q(c)}" for c in non_key)
                 keys_where = " and ".join(f"b.{self.q(k)} = {target}.{self.q(k)}" for k in table.key)
-                self.execute(f"update {target} set {sets} from {staged} b where {keys_where} and b.{v} > {target}.{v}")
+                where = newer.replace("{t}", target)
+                self.execute(f"update {target} set {sets} from {staged} b where {keys_where} and {where}")
             else:
                 sets = ", ".join(f"t.{self.q(c)} = b.{self.q(c)}" for c in non_key)
-                self.execute(f"update {target} t join {staged} b on {keys_on} set {sets} where b.{v} > t.{v}")
+                where = newer.replace("{t}", "t")
+                self.execute(f"update {target} t join {staged} b on {keys_on} set {sets} where {where}")
         return result
 
     # ------------------------------------------------------------------ quarantine, audit, state

@@ -219,9 +219,10 @@ def test_the_catalogue_of_bad_input(warehouse_settings, catalogue):
         2,
         3,
     ]
-    assert (
-        rows(warehouse_settings, "select commission from {raw}.futures_trades where trade_id = 1")[0]["commission"] > 0
-    )  # a cost magnitude
+    # signed as sent: -0.18 is a maker rebate (SPEC §3.2). This used to assert > 0 when the old SPEC asked for abs()
+    assert rows(warehouse_settings, "select commission from {raw}.futures_trades where trade_id = 1")[0][
+        "commission"
+    ] == Decimal("-0.18")
 
     # received = loaded + duplicates + quarantined, in the returned stats and in the audit rows
     sig_stats, trade_stats = stats["signals"], stats["futures_trades"]

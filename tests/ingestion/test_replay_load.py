@@ -70,7 +70,8 @@ def test_loading_the_same_replay_twice_changes_nothing(warehouse_settings, repla
     assert all(s.loaded == 0 and s.quarantined == 0 and s.duplicates == s.received for s in second)
     runs = audit(warehouse_settings, run_id)
     sources = {r["source"] for r in runs}
-    assert {f"replay:acct/{f}" for f in REPLAY_FILES} <= sources
+    present = [f for f in REPLAY_FILES if (replay_dir / f).exists()]  # any file of §3.4 may be missing
+    assert {f"replay:acct/{f}" for f in present} <= sources
     assert "replay:acct/account.json" in sources
     for r in runs:
         assert r["status"] == "ok"
@@ -80,7 +81,7 @@ def test_loading_the_same_replay_twice_changes_nothing(warehouse_settings, repla
     by_source = {}
     for r in runs:
         by_source[r["source"]] = by_source.get(r["source"], 0) + r["received"]
-    for f in REPLAY_FILES:
+    for f in present:
         assert by_source[f"replay:acct/{f}"] == len(lines(replay_dir / f)), f
 
 
@@ -158,6 +159,8 @@ def test_late_arriving_records_load_on_the_next_run(warehouse_settings, twin_set
     shutil.copy(replay_dir / "account.json", late_dir)
     held_back = {}
     for f in REPLAY_FILES:
+        if not (replay_dir / f).exists():
+            continue
         all_lines = lines(replay_dir / f)
         cut = len(all_lines) * 2 // 3
         (late_dir / f).write_bytes(b"".join(all_lines[:cut]))
