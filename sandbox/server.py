@@ -1015,7 +1015,9 @@ def _generated_symbol_info(symbol: str) -> dict[str, Any]:
         yy, mm, dd = (int(g) for g in quarterly.groups()[1:])
         contract_type = "CURRENT_QUARTER"
         delivery = int(datetime(2000 + yy, mm, dd, 8, tzinfo=UTC).timestamp() * 1000)
-    quote = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
+    guessed = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
+    quote = inst.quote_asset if inst else guessed
+    margin = getattr(inst, "margin_asset", quote) if inst else guessed
     base = inst.base_asset if inst else pair.removesuffix(quote)
     tick = str(inst.tick_size) if inst else "0.01"
     step = str(inst.step_size) if inst else "0.001"
@@ -1030,7 +1032,7 @@ def _generated_symbol_info(symbol: str) -> dict[str, Any]:
         "requiredMarginPercent": "5.0000",
         "baseAsset": base,
         "quoteAsset": quote,
-        "marginAsset": quote,
+        "marginAsset": margin,
         "pricePrecision": inst.price_precision if inst else 2,
         "quantityPrecision": inst.quantity_precision if inst else 3,
         "baseAssetPrecision": 8,
