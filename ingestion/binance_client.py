@@ -60,6 +60,8 @@ ENDPOINTS = {
     "futures_income_history": "GET /fapi/v1/income",
     "futures_position_information": "GET /fapi/v3/positionRisk",
     "futures_get_position_mode": "GET /fapi/v1/positionSide/dual",
+    "futures_account_balance": "GET /fapi/v3/balance",
+    "futures_klines": "GET /fapi/v1/klines",
 }
 
 
@@ -281,6 +283,7 @@ class BinanceApi:
         self.weight_limit = weight_limit or DEFAULT_WEIGHT_LIMIT
         self.budget_fraction = budget_fraction
         self.used_weight: int | None = None
+        self.exchange_info: Any = None  # the exchangeInfo answer read by prepare()
         self._weight_minute: int | None = None
         self.stats: Counter[str] = Counter()
         register_secret(getattr(client, "API_KEY", None), getattr(client, "API_SECRET", None))
@@ -294,7 +297,7 @@ class BinanceApi:
         """Sync the clock with the server and read the weight limit; returns the server time (ms)."""
         server_ms = self.sync_time()
         if self._fixed_limit is None:
-            info = self.call("futures_exchange_info")
+            info = self.exchange_info = self.call("futures_exchange_info")
             for rule in info.get("rateLimits", []) if isinstance(info, dict) else []:
                 if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE":
                     with contextlib.suppress(KeyError, TypeError, ValueError):

@@ -3,12 +3,22 @@
 One call of :func:`ingest_binance` reads, for one account:
 
 1. the position mode (``GET /fapi/v1/positionSide/dual``) → ``raw.accounts``;
-2. one positionRisk v3 snapshot, stamped ``snapshotTime`` = when it was taken (committed last, with
-   explicit zero rows for keys seen before that v3 no longer lists because they are flat);
-3. income in windows of at most 7 days, from the watermark minus ``lookback_ms`` (late rows), paged;
-4. per symbol — the ``symbols`` argument ∪ symbols in income, positionRisk, ``raw.signals`` and this
+2. every USD-M contract of ``GET /fapi/v1/exchangeInfo`` with its margin asset → ``raw.symbols`` (each run;
+   the latest answer wins);
+3. one positionRisk v3 snapshot, stamped ``snapshotTime`` = when it was taken (committed after the fills,
+   with explicit zero rows for keys seen before that v3 no longer lists because they are flat);
+4. income in windows of at most 7 days, from the watermark minus ``lookback_ms`` (late rows), paged;
+5. per symbol — the ``symbols`` argument ∪ symbols in income, positionRisk, ``raw.signals`` and this
    account's ``raw.futures_trades`` — orders (``allOrders``), conditional orders (``allAlgoOrders``,
-   skipped when the exchange does not offer it) and trades (``userTrades``).
+   skipped when the exchange does not offer it) and trades (``userTrades``);
+6. one wallet balance snapshot (``GET /fapi/v3/balance``, every asset, ``snapshotTime`` = when taken)
+   → ``raw.balance_snapshots``;
+7. the 1m klines (``GET /fapi/v1/klines``, public) of the ``{commissionAsset}{marginAsset}`` pairs that
+   convert commission paid in another asset, for exactly the minutes of such fills not stored yet
+   → ``raw.klines``.
+
+Ids are per symbol (SPEC §3.2): every watermark and every paging by orderId, algoId or trade id below is
+kept per symbol.
 
 Incremental state lives in ``audit.ingestion_state`` (keys below, ``{a}`` = account id) and is written in
 the same transaction as the batch it describes, so it never runs ahead of committed data:
@@ -58,7 +68,15 @@ DEFAULT_SINCE_MS = 30 * DAY_MS
 PAGE_LIMIT = 1000
 DEFAULT_BATCH = 50_000
 FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
-FINAL_ALGO_STATUSES = frozenset({"CANCELED", "CANCELLED", "FINISHED", "EXPIRED", "REJECTED", "TRIGGERED"})
+# SPEC §3.2, after Binance's "Event: Algo Order Update" (USD-M user data streams): NEW, TRIGGERING ("has met
+# the triggering condition and has been forwarded to the matching engine"), TRIGGERED ("successfully placed
+# into the matching engine"), then FINISHED ("the triggered conditional order has been filled or canceled in
+# the matching engine"), or CANCELED / REJECTED / EXPIRED. TRIGGERED is not final: FINISHED follows it.
+FINAL_ALGO_STATUSES = frozenset({"FINISHED", "CANCELED", "REJECTED", "EXPIRED"})
+MINUTE_MS = 60_000
+# GET /fapi/v1/klines: "limit: Default 500; max 1500"; weight by limit: [1,100) 1, [100,500) 2, [500,1000] 5,
+# > 1000 10 (Binance's Kline/Candlestick Data page)
+KLINE_LIMIT = 1500
 _SYMBOL = re.compile(SYMBOL_RE)
 
 Progress = Callable[[str, int, int], None]
@@ -174,6 +192,7 @@ class _Ingestion:
         self.progress = progress
         self.totals: dict[str, BatchStats] = {}
         self.algo_supported = True
+        self.server_ms = until_ms  # the server time of the run (set by ingest_binance)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _ph(self) -> str:
@@ -279,6 +298,138 @@ class _Ingestion:
             )
         stats = stream.finish({watermark_key(self.account_id, "position_risk"): str(snapshot_ms)})
         self._tally("position_risk", stats)
+        return stats
+
+    # -- exchangeInfo symbols ---------------------------------------------------------------------------
+    def exchange_symbols(self) -> BatchStats:
+        """Every USD-M contract of ``exchangeInfo`` with its margin asset -> ``raw.symbols`` (latest wins)."""
+        stream = _Stream(self, "symbols", "binance:exchange_info")
+
+        def body() -> dict[str, str]:
+            info = self.api.exchange_info
+            if info is None:
+                info = self.api.exchange_info = self.api.call("futures_exchange_info")
+            symbols = info.get("symbols") if isinstance(info, dict) else None
+            if not isinstance(symbols, list):
+                raise BinanceIngestError(
+                    f"GET /fapi/v1/exchangeInfo: expected a symbols array, got {type(symbols).__name__}",
+                    endpoint="GET /fapi/v1/exchangeInfo",
+                )
+            for r in symbols:
+                stream.add(r)
+            return {}
+
+        stats = self._guarded(stream, body)
+        self._tally("symbols", stats)
+        return stats
+
+    # -- balances --------------------------------------------------------------------------------------
+    def balances(self) -> BatchStats:
+        """One ``GET /fapi/v3/balance`` snapshot, every asset stamped ``snapshotTime`` = when we took it."""
+        stream = _Stream(self, "balances", self._source("balances"))
+        key = watermark_key(self.account_id, "balances")
+
+        def body() -> dict[str, str]:
+            rows = self._page("futures_account_balance")
+            snapshot_ms = int(time.time() * 1000)
+            for r in rows:
+                stream.add({**r, "snapshotTime": snapshot_ms} if isinstance(r, dict) else r)
+            return {key: str(snapshot_ms)}
+
+        stats = self._guarded(stream, body)
+        self._tally("balances", stats)
+        return stats
+
+    # -- klines of conversion pairs --------------------------------------------------------------------
+    def needed_minutes(self) -> dict[str, list[int]]:
+        """pair -> minutes (open times) whose 1m kline converts a commission paid in another asset.
+
+        A fill whose ``commissionAsset`` differs from its symbol's margin asset (``raw.symbols``, from
+        exchangeInfo; else the fill's own ``marginAsset``) needs the ``{commissionAsset}{marginAsset}`` kline
+        of the minute containing it (e.g. BNBUSDT for a BNB fee on BTCUSDT). Minutes already stored are left
+        out, and so are minutes not closed yet (they are read by a later run).
+        """
+        t, s, k = (self.store.table(n) for n in ("futures_trades", "symbols", "klines"))
+        minute = "(t.trade_time_ms - t.trade_time_ms % 60000)"
+        margin = "coalesce(s.margin_asset, t.margin_asset)"
+        pair = (
+            f"concat(t.commission_asset, {margin})"
+            if self.store.target == "mysql"
+            else (f"t.commission_asset || {margin}")
+        )
+        ph = self._ph()
+        rows = self.store.fetchall(
+            f"select distinct {pair} as pair, {minute} as open_ms from {t} t left join {s} s on s.symbol = t.symbol "
+            f"where t.account_id = {ph} and t.commission <> 0 and {margin} is not null "
+            f"and t.commission_asset <> {margin} and not exists (select 1 from {k} k where k.symbol = {pair} "
+            f"and k.kline_interval = '1m' and k.open_time_ms = {minute}) order by 1, 2",
+            [self.account_id],
+        )
+        out: dict[str, list[int]] = {}
+        for p, open_ms in rows:
+            m = int(open_ms)
+            if m + MINUTE_MS <= min(self.until_ms + 1, self.server_ms):  # closed by the end of the window
+                out.setdefault(p, []).append(m)
+        return out
+
+    def klines(self) -> BatchStats:
+        """The 1m klines of the conversion pairs actually needed (see :meth:`needed_minutes`) -> ``raw.klines``.
+
+        Needed minutes are grouped into requests of at most 1500 minutes; only the needed minutes of each
+        answer are stored. A pair that Binance does not list (e.g. BNBBTC for a BNB fee on ETHBTC) is
+        skipped with a warning: those fees stay unconverted (``other_fees`` NULL).
+        """
+        stream = _Stream(self, "klines", "binance:klines")
+        needed = self.needed_minutes()
+        listed = {row[0] for row in self.store.fetchall(f"select symbol from {self.store.table('symbols')}")}
+
+        def body() -> dict[str, str]:
+            missing = 0
+            for i, (pair, minutes) in enumerate(sorted(needed.items())):
+                if listed and pair not in listed:
+                    log.warning(
+                        "no USD-M contract %s: %d fill minute(s) with that fee stay unconverted", pair, len(minutes)
+                    )
+                    continue
+                wanted = set(minutes)
+                j = 0
+                while j < len(minutes):
+                    lo = minutes[j]
+                    hi = lo
+                    while j < len(minutes) and minutes[j] < lo + KLINE_LIMIT * MINUTE_MS:
+                        hi = minutes[j]
+                        j += 1
+                    limit = (hi - lo) // MINUTE_MS + 1
+                    try:
+                        page = self._page(
+                            "futures_klines",
+                            symbol=pair,
+                            interval="1m",
+                            startTime=lo,
+                            endTime=hi + MINUTE_MS - 1,
+                            limit=limit,
+                        )
+                    except BinanceIngestError as exc:
+                        if exc.code != -1121:
+                            raise
+                        log.warning("%s: %s; its fees stay unconverted", pair, exc)
+                        break
+                    got = 0
+                    for k in page:
+                        if isinstance(k, list) and k and k[0] in wanted:
+                            stream.add({"symbol": pair, "interval": "1m", "kline": k})
+                            got += 1
+                        elif not isinstance(k, list) or not k or not isinstance(k[0], int):
+                            stream.add({"symbol": pair, "interval": "1m", "kline": k})  # quarantined with why
+                    missing += sum(1 for m in wanted if lo <= m <= hi) - got
+                    stream.maybe_commit({})
+                self._tick("klines", i + 1, len(needed))
+            if missing:
+                log.warning("%d needed 1m kline(s) were not served; those fees stay unconverted for now", missing)
+            return {}
+
+        stats = self._guarded(stream, body)
+        self._tally("klines", stats)
         return stats
 
     # -- income ----------------------------------------------------------------------------------------
@@ -458,7 +609,10 @@ class _Ingestion:
             return None
 
 
-STREAMS = ("account", "income", "symbols", "positions")
+# account: position mode; exchange_info: every contract with its margin asset (raw.symbols); income; symbols:
+# orders, algo orders and trades of each symbol; positions: the positionRisk snapshot; balances: the wallet
+# balance snapshot; klines: the 1m prices that convert commission paid in another asset (after the trades)
+STREAMS = ("account", "exchange_info", "income", "symbols", "positions", "balances", "klines")
 
 
 def discover_symbols(
@@ -547,8 +701,11 @@ def ingest_binance(
             batch_size=batch_size,
             progress=progress,
         )
+        ing.server_ms = server_ms
         if "account" in streams:
             ing.account()
+        if "exchange_info" in streams:
+            ing.exchange_symbols()
         snapshot_ms, positions = ing.fetch_positions() if discover or "positions" in streams else (0, [])
         if "income" in streams:
             ing.income()
@@ -566,12 +723,26 @@ def ingest_binance(
             ing._tick("symbols", i + 1, len(todo))
         if "positions" in streams:
             ing.commit_positions(snapshot_ms, positions)
+        if "balances" in streams:
+            ing.balances()
+        if "klines" in streams:
+            ing.klines()
     finally:
         if own:
             store.close()
     results = [
         ing.totals.get(kind, BatchStats(kind))
-        for kind in ("account", "income", "futures_orders", "futures_algo_orders", "futures_trades", "position_risk")
+        for kind in (
+            "account",
+            "symbols",
+            "income",
+            "futures_orders",
+            "futures_algo_orders",
+            "futures_trades",
+            "position_risk",
+            "balances",
+            "klines",
+        )
         if kind in ing.totals
     ]
     for stats in results:
