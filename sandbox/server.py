@@ -945,12 +945,31 @@ class SandboxServer:
         return {"dualSidePosition": self.data.account.get("position_mode", "hedge") == "hedge"}
 
     def ep_balance(self, params: Params) -> Any:
-        """``GET /fapi/v3/balance`` (and v2, same shape): each asset's latest ``balances.jsonl`` snapshot
-        at or before the data clock, without our ``snapshotTime``."""
+        """``GET /fapi/v3/balance`` (and v2, same shape): the wallet as it is at the data clock.
+
+        Binance answers with the balance of *now*. The replay holds snapshots, so each asset's latest
+        snapshot at or before the clock is rolled forward by the income of that asset after it: the
+        wallet ``balance`` changes exactly by the income records (SPEC §5 R9), so ``balance`` and
+        ``crossWalletBalance`` get that sum and ``updateTime`` the last such income's time. Fields that
+        depend on margin and marks (``crossUnPnl``, ``availableBalance``, ``maxWithdrawAmount``) stay
+        the snapshot's. Our ``snapshotTime`` is not served.
+        """
+        clock = self.visible_until
         rows = []
-        for off, length in self.data.balances.latest(self.visible_until):
+        for asset, snap_time, off, length in self.data.balances.latest(clock):
             row = json.loads(self.data.read(BALANCES_FILE, off, length))
             row.pop("snapshotTime", None)
+            later = self.data.income.of_asset(asset, snap_time, clock)
+            if later:
+                store = self.data.income
+                delta = Decimal(0)
+                for i in later:
+                    rec = json.loads(self.data.read(INCOME_FILE, store.offs[i], store.lens[i]))
+                    delta += Decimal(str(rec["income"]))
+                for name in ("balance", "crossWalletBalance"):
+                    if name in row:
+                        row[name] = format(Decimal(str(row[name])) + delta, "f")
+                row["updateTime"] = max(as_int(row.get("updateTime")) or 0, store.times[later[-1]])
             rows.append(row)
         return rows
 

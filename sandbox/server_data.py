@@ -331,10 +331,14 @@ class IncomeSeries:
         self._typ_code: dict[str, int] = {}
         self.sym = array("l")
         self.typ = array("l")
+        self._asset_code: dict[str, int] = {}
+        self.asset = array("l")
         self._cache: dict[tuple[str | None, str | None], tuple[array, array]] = {}
         self._lock = threading.Lock()
 
-    def append(self, time: int, tran_id: int, symbol: str, income_type: str, off: int, length: int) -> None:
+    def append(
+        self, time: int, tran_id: int, symbol: str, income_type: str, off: int, length: int, asset: str = ""
+    ) -> None:
         """Add one row in file order; call :meth:`finish` once all rows are in."""
         sym = self._sym_code.setdefault(symbol, len(self._sym_code))
         typ = self._typ_code.setdefault(income_type, len(self._typ_code))
@@ -343,7 +347,9 @@ class IncomeSeries:
         if typ == len(self._types):
             self._types.append(income_type)
         self.times.append(time)
-        self.trans.append(tran_id)
+        # tranId only orders rows of equal time; one beyond int64 keeps file order among its peers.
+        self.trans.append(min(tran_id, 2**63 - 1))
+        self.asset.append(self._asset_code.setdefault(asset, len(self._asset_code)))
         self.sym.append(sym)
         self.typ.append(typ)
         self.offs.append(off)
@@ -355,7 +361,7 @@ class IncomeSeries:
         t, r = self.times, self.trans
         if not all((t[i], r[i]) <= (t[i + 1], r[i + 1]) for i in range(n - 1)):
             order = sorted(range(n), key=lambda i: (t[i], r[i], i))
-            for name in ("times", "trans", "offs", "lens", "sym", "typ"):
+            for name in ("times", "trans", "offs", "lens", "sym", "typ", "asset"):
                 col = getattr(self, name)
                 setattr(self, name, array(col.typecode, (col[i] for i in order)))
         return self
@@ -386,6 +392,14 @@ class IncomeSeries:
             hit = (pos, array("q", (self.times[i] for i in pos)))
             self._cache[(symbol, income_type)] = hit
             return hit
+
+    def of_asset(self, asset: str, after: int, until: int) -> list[int]:
+        """Row indexes of one asset's income with ``after < time <= until``, ascending."""
+        code = self._asset_code.get(asset)
+        if code is None:
+            return []
+        lo, hi = bisect_right(self.times, after), bisect_right(self.times, until)
+        return [i for i in range(lo, hi) if self.asset[i] == code]
 
     def query(
         self, symbol: str | None, income_type: str | None, start: int, end: int, offset: int, limit: int
@@ -451,13 +465,14 @@ class BalanceSnapshots:
     def max_time(self) -> int | None:
         return max((t[-1] for t, _, _ in self.series.values()), default=None)
 
-    def latest(self, clock: int) -> list[tuple[int, int]]:
-        """``(offset, length)`` of each asset's latest snapshot at or before ``clock``, by asset name."""
+    def latest(self, clock: int) -> list[tuple[str, int, int, int]]:
+        """``(asset, snapshotTime, offset, length)`` of each asset's latest snapshot at or before
+        ``clock``, by asset name."""
         out = []
-        for _asset, (times, offs, lens) in sorted(self.series.items()):
+        for asset, (times, offs, lens) in sorted(self.series.items()):
             i = bisect_right(times, clock) - 1
             if i >= 0:
-                out.append((offs[i], lens[i]))
+                out.append((asset, times[i], offs[i], lens[i]))
         return out
 
 
@@ -601,7 +616,8 @@ class ReplayData:
                 tran = as_int(rec.get("tranId"))
                 sym = rec.get("symbol") if isinstance(rec.get("symbol"), str) else ""
                 typ = rec.get("incomeType") if isinstance(rec.get("incomeType"), str) else ""
-                income.append(t, tran if tran is not None else 0, sym, typ, off, length)
+                asset = rec.get("asset") if isinstance(rec.get("asset"), str) else ""
+                income.append(t, tran if tran is not None else 0, sym, typ, off, length, asset)
         return income.finish()
 
     def _load_positions(self) -> PositionSnapshots:

@@ -209,8 +209,11 @@ def algos() -> list[dict[str, Any]]:
 INCOME_TYPES = ("REALIZED_PNL", "COMMISSION", "FUNDING_FEE", "TRANSFER", "COMMISSION_REBATE")
 
 
+BNB_TRANSFER_AT = ms(2026, 9, 14, 6)
+
+
 def income() -> list[dict[str, Any]]:
-    """One row a day at 12:00 from May 1 (j = 0) to Sep 15 (j = 137)."""
+    """One USDT row a day at 12:00 from May 1 (j = 0) to Sep 15 (j = 137), amount j; one BNB transfer."""
     rows = []
     for j in range(138):
         typ = INCOME_TYPES[j % len(INCOME_TYPES)]
@@ -226,6 +229,8 @@ def income() -> list[dict[str, Any]]:
                 "tradeId": "",
             }
         )
+    bnb = {"symbol": "", "incomeType": "TRANSFER", "income": "0.25000000", "asset": "BNB", "info": "TRANSFER"}
+    rows.insert(136, {**bnb, "time": BNB_TRANSFER_AT, "tranId": 9_200_000_000_000_000_001, "tradeId": ""})
     return rows
 
 
@@ -248,10 +253,11 @@ def balance(asset: str, wallet: str, snap: int) -> dict[str, Any]:
 
 
 def balances() -> list[dict[str, Any]]:
+    """Consistent with the income: USDT gains 136 (Sep 14) and 137 (Sep 15 = S2) after S1."""
     return [
         balance("USDT", "1000.00000000", S1),
         balance("BNB", "0.50000000", S1),
-        balance("USDT", "1012.34567890", S2),
+        balance("USDT", "1273.00000000", S2),
         balance("BTC", "0.01000000", S2),
     ]
 
@@ -496,7 +502,7 @@ def test_orders_older_than_90_days_and_unfilled_cancels_older_than_3_days(server
 def test_income_older_than_three_months_is_not_served(client) -> None:
     rows = client.futures_income_history(startTime=ms(2026, 5, 1), endTime=CLOCK, limit=1000)
     assert rows[0]["time"] == INCOME_FLOOR and rows[-1]["time"] == CLOCK
-    assert len(rows) == 93  # Jun 15 .. Sep 15 inclusive
+    assert len(rows) == 94  # USDT Jun 15 .. Sep 15 inclusive, and the BNB transfer
     assert rows[0]["tranId"] == 9_100_000_000_000_000_045  # j = 45 (Jun 15), 19 digits served intact
     assert client.futures_income_history(startTime=ms(2026, 5, 1), endTime=ms(2026, 6, 1)) == []
 
@@ -529,17 +535,26 @@ def test_balance_latest_snapshot_per_asset(server: SandboxServer, client) -> Non
     rows = client.futures_account_balance()
     assert _used(client) - before == 5
 
-    def served(asset: str, wallet: str, snap: int) -> dict[str, Any]:
-        row = balance(asset, wallet, snap)
-        del row["snapshotTime"]  # our field, not Binance's
-        return row
+    def served(asset: str, snap: int, snap_wallet: str, wallet: str, update: int) -> dict[str, Any]:
+        """The snapshot without our snapshotTime, its wallet rolled forward to ``wallet``."""
+        row = {k: v for k, v in balance(asset, snap_wallet, snap).items() if k != "snapshotTime"}
+        return {**row, "balance": wallet, "crossWalletBalance": wallet, "updateTime": update}
 
     assert rows == [
-        served("BNB", "0.50000000", S1),  # its only snapshot is the latest at or before the clock
-        served("BTC", "0.01000000", S2),
-        served("USDT", "1012.34567890", S2),
+        # BNB's only snapshot (S1, 0.5) plus the 0.25 transfer of Sep 14 06:00
+        served("BNB", S1, "0.50000000", "0.75000000", BNB_TRANSFER_AT),
+        served("BTC", S2, "0.01000000", "0.01000000", S2 - 5_000),
+        served("USDT", S2, "1273.00000000", "1273.00000000", S2 - 5_000),
     ]
+    # Between snapshots: S1's 1000 USDT plus Sep 14's income of 136; Binance answers with the wallet now.
     server.set_visible_until(S2 - 1)
+    rows = client.futures_account_balance()
+    assert [(r["asset"], r["balance"], r["crossWalletBalance"], r["updateTime"]) for r in rows] == [
+        ("BNB", "0.75000000", "0.75000000", BNB_TRANSFER_AT),
+        ("USDT", "1136.00000000", "1136.00000000", ms(2026, 9, 14, 12)),
+    ]
+    assert rows[1]["availableBalance"] == "1000.00000000"  # margin-dependent fields stay the snapshot's
+    server.set_visible_until(BNB_TRANSFER_AT - 1)
     assert [(r["asset"], r["balance"]) for r in client.futures_account_balance()] == [
         ("BNB", "0.50000000"),
         ("USDT", "1000.00000000"),
