@@ -524,6 +524,16 @@ class SandboxServer:
         latest = self._data.max_time if self._data is not None else None
         return latest if latest is not None else int(time.time() * 1000)
 
+    def retention_floors(self) -> dict[str, int | None]:
+        """Per dataset, the earliest time still served at the data clock (Binance's retention)."""
+        orders = self._visibility(ORDERS_FILE)
+        return {
+            "trades": self._visibility(TRADES_FILE).floor,
+            "orders": orders.floor,
+            "unfilled_canceled_orders": orders.unfilled_floor,
+            "income": self._visibility(INCOME_FILE).floor,
+        }
+
     def reset_weight(self) -> None:
         """Forget the request weight used so far."""
         self.weights.reset()
@@ -542,6 +552,8 @@ class SandboxServer:
             "weight_limit_1m": self.config.weight_limit_1m,
             "faults": self.faults(),
             "counts": self._data.counts() if self._data else {},
+            # The earliest record time each dataset still serves at the current clock (None: no limit).
+            "retention_floors": self.retention_floors(),
         }
 
     # -- request handling ----------------------------------------------------------------------------

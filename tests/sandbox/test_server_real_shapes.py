@@ -499,6 +499,38 @@ def test_orders_older_than_90_days_and_unfilled_cancels_older_than_3_days(server
     assert client.futures_get_all_orders(symbol="BTCUSDT", orderId=3, limit=1)[0]["orderId"] == 4
 
 
+def test_admin_state_reports_the_retention_floors(server: SandboxServer) -> None:
+    state = requests.get(f"{server.url}/_sandbox/state", timeout=5).json()
+    assert state["visible_until"] == CLOCK
+    assert state["retention_floors"] == {
+        "trades": TRADES_FLOOR,
+        "orders": ORDERS_FLOOR,
+        "unfilled_canceled_orders": UNFILLED_FLOOR,
+        "income": INCOME_FLOOR,
+    }
+    assert state["counts"]["balance_snapshots"] == 4 and state["counts"]["klines"] == N_KLINES
+
+
+def test_month_arithmetic_clamps_to_the_end_of_the_month(replay_dir: Path) -> None:
+    with SandboxServer(replay_dir, config=_config()) as srv:
+        srv.set_visible_until(ms(2026, 8, 31, 9, 30))
+        floors = srv.retention_floors()
+    # Aug 31 - 6 months = Feb 28 (2026 is no leap year); - 3 months = May 31; - 90 days = Jun 2.
+    assert floors["trades"] == ms(2026, 2, 28, 9, 30)
+    assert floors["income"] == ms(2026, 5, 31, 9, 30)
+    assert floors["orders"] == ms(2026, 6, 2, 9, 30)
+
+
+def test_income_tran_id_beyond_int64_is_served_intact(tmp_path: Path) -> None:
+    big = 9_999_999_999_999_999_999  # 19 digits, more than a signed 64-bit integer holds
+    row = {"symbol": "", "incomeType": "TRANSFER", "income": "5.00000000", "asset": "USDT", "info": "TRANSFER",
+           "time": CLOCK, "tranId": big, "tradeId": ""}  # fmt: skip
+    write_jsonl(tmp_path / "income.jsonl", [row, {**row, "tranId": 7, "income": "1.00000000"}])
+    with SandboxServer(tmp_path, config=_config()) as srv:
+        rows = make_client(srv.url, KEY, SECRET).futures_income_history()
+    assert [r["tranId"] for r in rows] == [7, big]
+
+
 def test_income_older_than_three_months_is_not_served(client) -> None:
     rows = client.futures_income_history(startTime=ms(2026, 5, 1), endTime=CLOCK, limit=1000)
     assert rows[0]["time"] == INCOME_FLOOR and rows[-1]["time"] == CLOCK
