@@ -9,6 +9,18 @@ It streams: a strategy position is written out as soon as it can no longer chang
 
 Rounding conventions (also in the README):
 - quantities and prices from the exchange are exact;
+- commission: each allocation carries ``commission·q/Q`` of its fill (rounded to 18
+  decimals; exactly the commission when q = Q), signed (a maker rebate is negative);
+  ``fees`` sums the shares paid in the symbol's margin asset, ``fees_by_asset`` the
+  native shares per asset (assets whose sum is not zero, keys sorted) and
+  ``other_fees`` sums, per allocation of a fill paid in another asset (BNB),
+  ``round_half_away(native share × close of the {asset}{margin} 1-minute kline, 18)``;
+- ``other_income`` (SPEC §4.5): INSURANCE_CLEAR pro rata to the allocated quantities of
+  the liquidation order's fills, DELIVERED_SETTELMENT pro rata to |open quantity| of the
+  positions open on the contract just before delivery, COMMISSION_REBATE / API_REBATE /
+  FEE_RETURN pro rata to the positions' commission shares (that asset, that UTC day);
+  positions in id order, each share rounded to 18 decimals, the last takes the
+  remainder (as funding); income with nobody to carry it stays account-level;
 - VWAPs, take-profit/stop-loss from percentages, PnL percentages are rounded half away
   from zero to 18 decimals when written;
 - pro-rata shares are rounded per allocation — quantities of the episode-end
@@ -56,6 +68,9 @@ class Fill:
     commission: Decimal
     commission_asset: str
     time: int
+    margin_asset: str = "USDT"
+    conversion: Decimal | None = None  # close of the {commission_asset}{margin_asset} kline of the fill's minute
+    order_id: int = 0
 
 
 @dataclass
@@ -104,6 +119,9 @@ class PositionBook:
     last_exit: tuple[int, int] = (-1, -1)
     last_exit_reason: str | None = None
     fees: Decimal = ZERO
+    other_fees: Decimal = ZERO
+    other_fees_missing: bool = False
+    fee_assets: dict[str, Decimal] = field(default_factory=dict)
     funding: Decimal = ZERO
     closed_by_rule: str | None = None
     signed_bucket: bool = False  # a BOTH bucket reports its quantity signed like the key
@@ -136,17 +154,53 @@ def _share(total: Decimal, part: Decimal, whole: Decimal, places: int = 18) -> D
         return q18(x) if places == 18 else q8(x)
 
 
-def commission_share(fill: Fill, qty: Decimal) -> Decimal:
-    """The quote-asset commission carried by ``qty`` of ``fill`` (0 for commission paid in BNB)."""
-    if fill.commission_asset != QUOTE_ASSET or qty == 0:
+def native_share(fill: Fill, qty: Decimal) -> Decimal:
+    """The commission (in its own asset, signed) carried by ``qty`` of ``fill``."""
+    if qty == 0:
         return ZERO
     return fill.commission if qty == fill.qty else _share(fill.commission, qty, fill.qty)
+
+
+def commission_share(fill: Fill, qty: Decimal) -> Decimal:
+    """The margin-asset commission carried by ``qty`` of ``fill`` (0 for commission paid in BNB)."""
+    if fill.commission_asset != fill.margin_asset:
+        return ZERO
+    return native_share(fill, qty)
+
+
+def split_pro_rata(amount: Decimal, weights: dict[str, Decimal]) -> dict[str, Decimal]:
+    """``amount`` over ids pro rata to ``weights`` (ids in order, 18 dp, the last takes the remainder)."""
+    ids = sorted(k for k, w in weights.items() if w != 0)
+    total = sum((weights[k] for k in ids), ZERO)
+    if not ids or total == 0:
+        return {}
+    out: dict[str, Decimal] = {}
+    given = ZERO
+    for k in ids[:-1]:
+        out[k] = _share(amount, weights[k], total)
+        given += out[k]
+    out[ids[-1]] = amount - given
+    return out
+
+
+@dataclass
+class _Opening:
+    """SPEC §4.1 opening state of a key whose served history starts mid-position."""
+
+    key: str
+    qty0: Decimal  # |qty0|
+    direction: int
+    bucket: PositionBook
+    increases: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # (q, p) of increasing legs
+    start_abs: Decimal = ZERO
+    resolved: bool = False
+    avg0: Decimal | None = None
 
 
 class GroundTruth:
     """Replays fills in (time, id) order with their true links and keeps the §4 books."""
 
-    def __init__(self, out_path: Path, account_id: str, position_mode: str):
+    def __init__(self, out_path: Path, account_id: str, position_mode: str, track_income: bool = False):
         self.out_path = out_path
         self.account_id = account_id
         self.mode = position_mode
@@ -158,6 +212,15 @@ class GroundTruth:
         self.open_by_symbol: dict[str, dict[str, PositionBook]] = {}
         self.over_closes = 0
         self.over_close_qty = ZERO
+        # opening state (SPEC §4.1) and position-caused income (§4.5)
+        self.openings: dict[str, _Opening] = {}
+        self.other_income: dict[str, Decimal] = {}
+        self.unallocated: list[tuple[str, str, Decimal, int]] = []  # (incomeType, asset, amount, time)
+        self.track_income = track_income
+        self._day_fees: dict[tuple[int, str], dict[str, Decimal]] = {}
+        self._liq_allocs: dict[tuple[str, int], dict[str, Decimal]] = {}
+        self._pending: list[tuple] = []
+        self._income_written: dict[str, Decimal] = {}
         fd, tmp = tempfile.mkstemp(prefix=".closed-", suffix=".jsonl", dir=out_path.parent)
         os.close(fd)
         self._tmp_path = Path(tmp)
@@ -172,32 +235,160 @@ class GroundTruth:
         if signal_id not in self.live:
             self.signals.pop(signal_id, None)
 
-    def on_fill(self, fill: Fill, link: Link) -> tuple[list[Leg], Decimal]:
-        """Book one fill; returns its legs and Binance's per-fill realizedPnl."""
+    def on_fill(
+        self,
+        fill: Fill,
+        link: Link,
+        exchange_qty_before: Decimal | None = None,
+        exchange_realized: Decimal | None = None,
+    ) -> tuple[list[Leg], Decimal]:
+        """Book one fill; returns its legs and the per-fill realizedPnl of the books' own average.
+
+        ``exchange_qty_before`` is Binance's signed key quantity before the fill: when the
+        books have not seen the key yet and it is not zero, the served history starts
+        mid-position and the key gets its SPEC §4.1 opening state. ``exchange_realized`` is
+        Binance's (rounded) realizedPnl of the fill, from which the opening average is recovered.
+        """
         key = f"{fill.symbol}_{fill.position_side}"
-        kp = self.keys.setdefault(key, KeyPosition(fill.position_side))
+        kp = self.keys.get(key)
+        if kp is None:
+            kp = self.keys[key] = KeyPosition(fill.position_side)
+            if exchange_qty_before:
+                self._open_mid_position(key, fill, exchange_qty_before)
         legs, realized = kp.apply(fill.side, fill.qty, fill.price, fill.time)
+        opening = self.openings.get(key)
         for leg in legs:
+            if opening is not None and not opening.resolved and leg.episode_no == 1:
+                if leg.increasing:
+                    opening.increases.append((leg.qty, fill.price))
+                else:
+                    rpnl = exchange_realized if exchange_realized is not None else q8(realized)
+                    with localcontext(EXACT):
+                        avg = q18(fill.price - rpnl / (leg.qty * leg.episode_dir))
+                    self._resolve_opening(opening, avg)
             episode = self._episode(key, leg)
             self._allocate_leg(fill, leg, episode, key, link)
             if leg.closes_episode:
                 self._end_episode(episode)
         return legs, realized
 
+    # ------------------------------------------------------------- opening state (SPEC §4.1)
+    def _open_mid_position(self, key: str, fill: Fill, qty0: Decimal, at: int | None = None) -> _Opening:
+        kp = self.keys[key]
+        kp.qty = qty0
+        kp.episode_no = 1
+        direction = 1 if qty0 > 0 else -1
+        ep = _Episode(f"{self.account_id}:{key}:1")
+        self.current_episode[key] = ep
+        bucket = self._bucket(ep, key, fill.symbol, direction)
+        bucket.entry_q += abs(qty0)
+        bucket.entry_time = fill.time if at is None else at
+        self._track_open(bucket)
+        opening = _Opening(key, abs(qty0), direction, bucket, start_abs=abs(qty0))
+        self.openings[key] = opening
+        return opening
+
+    def _resolve_opening(self, opening: _Opening, avg_after: Decimal) -> None:
+        """Walk the average at the first reducing fill (or the snapshot's) back over the increases."""
+        with localcontext(EXACT):
+            qty_after = opening.qty0 + sum((q for q, _ in opening.increases), ZERO)
+            avg = avg_after
+            for q, p in reversed(opening.increases):
+                before = qty_after - q
+                avg = q18((qty_after * avg - q * p) / before)
+                qty_after = before
+            opening.bucket.entry_pq += opening.qty0 * avg
+        opening.resolved = True
+        opening.avg0 = avg
+        opening.increases.clear()
+
+    def open_from_snapshot(self, key: str, symbol: str, qty: Decimal, entry_price: Decimal, at: int) -> None:
+        """A key with a position in the latest snapshot but no served fill: an episode of its opening."""
+        if key in self.keys or qty == 0:
+            return
+        self.keys[key] = KeyPosition(key.rsplit("_", 1)[1])
+        dummy = Fill(symbol, 0, "BUY", key.rsplit("_", 1)[1], ZERO, abs(qty), ZERO, "", at)
+        opening = self._open_mid_position(key, dummy, qty, at=at)
+        self._resolve_opening(opening, entry_price)
+
+    def resolve_from_snapshots(self, entry_prices: dict[str, Decimal]) -> None:
+        """Openings without a reducing fill: the latest snapshot's entryPrice walked back (SPEC §4.1)."""
+        for key, opening in self.openings.items():
+            if not opening.resolved:
+                if key not in entry_prices:
+                    raise AssertionError(f"opening state of {key} has no reducing fill and no snapshot")
+                self._resolve_opening(opening, entry_prices[key])
+
     def on_funding(self, symbol: str, amount: Decimal, time: int) -> None:
         """Allocate a FUNDING_FEE income pro rata by signed open quantity (SPEC §4.4)."""
         holders = sorted(self.open_by_symbol.get(symbol, {}).values(), key=lambda p: p.id)
         total = sum((p.signed_open for p in holders), ZERO)
         if not holders or total == 0:
-            # Binance charges funding on the net position, so the paper exchange never
-            # books funding on a symbol nobody holds; real data is handled by dbt.
-            raise ValueError(f"funding of {amount} on {symbol} at {time} but no open position carries it")
+            # nothing the books know is open (e.g. the key's opening state only begins at its
+            # first served fill): the funding stays account-level
+            self.unallocated.append(("FUNDING_FEE", symbol, amount, time))
+            return
         given = ZERO
         for pos in holders[:-1]:
             share = _share(amount, pos.signed_open, total)
             pos.funding += share
             given += share
         holders[-1].funding += amount - given
+
+    def on_insurance_clear(self, symbol: str, order_id: int, amount: Decimal, time: int) -> None:
+        """INSURANCE_CLEAR of a liquidation order: its fills' final allocations carry it (resolved at the end)."""
+        self._pending.append(("INSURANCE_CLEAR", symbol, order_id, amount, time))
+
+    def on_rebate(self, kind: str, asset: str, amount: Decimal, time: int) -> None:
+        """COMMISSION_REBATE / API_REBATE / FEE_RETURN: pro rata to the day's commission shares in ``asset``."""
+        self._pending.append((kind, asset, time // 86_400_000, amount, time))
+
+    def on_delivery(self, symbol: str, amount: Decimal, time: int) -> None:
+        """DELIVERED_SETTELMENT: the positions open on the contract just before delivery, by |open quantity|."""
+        weights = {p.id: p.open for p in self.open_by_symbol.get(symbol, {}).values()}
+        shares = split_pro_rata(amount, weights)
+        if not shares:
+            self.unallocated.append(("DELIVERED_SETTELMENT", symbol, amount, time))
+        for pid, share in shares.items():
+            self.other_income[pid] = self.other_income.get(pid, ZERO) + share
+
+    def _resolve_pending(self) -> None:
+        for item in self._pending:
+            kind = item[0]
+            if kind == "INSURANCE_CLEAR":
+                _, symbol, order_id, amount, time = item
+                weights = self._liq_allocs.get((symbol, order_id), {})
+            else:
+                _, asset, day, amount, time = item
+                weights = self._day_fees.get((day, asset), {})
+            shares = split_pro_rata(amount, weights)
+            if not shares:
+                self.unallocated.append((kind, item[1], amount, time))
+            for pid, share in shares.items():
+                self.other_income[pid] = self.other_income.get(pid, ZERO) + share
+        self._pending.clear()
+
+    def _charge(self, pos: PositionBook, fill: Fill, qty: Decimal, sign: int = 1) -> None:
+        """Add (or, sign −1, take back) the commission carried by ``qty`` of ``fill``."""
+        if qty == 0:
+            return
+        native = native_share(fill, qty) * sign
+        asset = fill.commission_asset
+        if native != 0:
+            pos.fee_assets[asset] = pos.fee_assets.get(asset, ZERO) + native
+            if asset == fill.margin_asset:
+                pos.fees += native
+            elif fill.conversion is None:
+                pos.other_fees_missing = True
+            else:
+                with localcontext(EXACT):
+                    pos.other_fees += q18(native * fill.conversion)
+            if self.track_income:
+                day = self._day_fees.setdefault((fill.time // 86_400_000, asset), {})
+                day[pos.id] = day.get(pos.id, ZERO) + native
+        if self.track_income and fill.order_id and (fill.symbol, fill.order_id) in self._liq_allocs:
+            allocs = self._liq_allocs[(fill.symbol, fill.order_id)]
+            allocs[pos.id] = allocs.get(pos.id, ZERO) + qty * sign
 
     # ------------------------------------------------------------- allocation
     def _episode(self, key: str, leg: Leg) -> _Episode:
@@ -210,6 +401,8 @@ class GroundTruth:
 
     def _allocate_leg(self, fill: Fill, leg: Leg, ep: _Episode, key: str, link: Link) -> None:
         qty = leg.qty
+        if self.track_income and link.role == "liquidation" and fill.order_id:
+            self._liq_allocs.setdefault((fill.symbol, fill.order_id), {})
         if link.role == "entry":
             pos = self._strategy_position(link.strategy_position_id, fill, key, ep)
             self._add_entry(pos, fill, qty)
@@ -292,7 +485,7 @@ class GroundTruth:
         pos.entry_pq += qty * fill.price
         if pos.entry_time is None:
             pos.entry_time = fill.time
-        pos.fees += commission_share(fill, qty)
+        self._charge(pos, fill, qty)
         self._track_open(pos)
 
     def _add_exit(self, pos: PositionBook, fill: Fill, qty: Decimal, reason: str) -> None:
@@ -302,7 +495,7 @@ class GroundTruth:
             pos.last_exit = (fill.time, fill.trade_id)
             pos.last_exit_reason = reason
             pos.exit_time = fill.time
-        pos.fees += commission_share(fill, qty)
+        self._charge(pos, fill, qty)
         self._track_open(pos)
         if not pos.is_unattributed and pos.open == 0:
             self._flush(pos)
@@ -361,7 +554,8 @@ class GroundTruth:
             self._flush(pos)
         # each final allocation carries commission·q/Q: the bucket's pool rows now hold `kept`
         for alloc in pool:
-            bucket.fees += commission_share(alloc.fill, alloc.kept) - commission_share(alloc.fill, alloc.qty)
+            self._charge(bucket, alloc.fill, alloc.kept)
+            self._charge(bucket, alloc.fill, alloc.qty, -1)
         # the bucket's last exit is now its last allocation that kept a quantity
         kept = [a for a in pool if a.kept > 0]
         last = max(kept, key=lambda a: (a.fill.time, a.fill.trade_id), default=None)
@@ -378,7 +572,7 @@ class GroundTruth:
         if (fill.time, fill.trade_id) >= pos.last_exit:
             pos.last_exit = (fill.time, fill.trade_id)
             pos.exit_time = fill.time
-        pos.fees += commission_share(fill, qty)
+        self._charge(pos, fill, qty)
 
     # --------------------------------------------------------------- output
     def _flush(self, pos: PositionBook) -> None:
@@ -392,6 +586,8 @@ class GroundTruth:
         if pos.is_unattributed and pos.entry_q == 0 and pos.exit_q == 0 and pos.funding == 0:
             return  # a bucket whose every allocation was re-allocated holds nothing to report
         self._closed.write(self.record(pos, mark=None))
+        if pos.id in self.other_income:
+            self._income_written[pos.id] = self.other_income[pos.id]
 
     def record(self, pos: PositionBook, mark: Decimal | None) -> dict:
         """The §4.3 row of one position; ``mark`` None leaves mark_price to :meth:`finish`."""
@@ -442,6 +638,12 @@ class GroundTruth:
         def out(x):
             return None if x is None else dec(q18(x))
 
+        other_fees = None if pos.other_fees_missing else pos.other_fees
+        other_income = self.other_income.get(pos.id, ZERO)
+        net = None
+        if other_fees is not None:
+            net = realized - pos.fees - other_fees + pos.funding + other_income
+
         return {
             "strategy_position_id": pos.id,
             "strategy_id": pos.strategy_id,
@@ -465,8 +667,11 @@ class GroundTruth:
             "realized_pnl": out(realized),
             "realized_pnl_pct": out(pct),
             "fees": out(pos.fees),
+            "other_fees": out(other_fees),
+            "fees_by_asset": {a: dec(q18(v)) for a, v in sorted(pos.fee_assets.items()) if v != 0},
             "funding_fees": out(pos.funding),
-            "realized_pnl_net": out(realized - pos.fees + pos.funding),
+            "other_income": out(other_income),
+            "realized_pnl_net": out(net),
             "mark_price": out(mark),
             "unrealized_pnl": out(unrealized) if mark is not None else "0",
             "holding_seconds": out(holding),
@@ -481,6 +686,7 @@ class GroundTruth:
     def finish(self, marks: dict[str, Decimal]) -> int:
         """Write ``expected_strategy_positions.jsonl``: closed positions in closing order, then open ones."""
         self._closed.close()
+        self._resolve_pending()
         n = 0
         out = JsonlWriter(self.out_path)
         try:
@@ -490,6 +696,13 @@ class GroundTruth:
                         row = json.loads(line)
                         mark = marks.get(row["symbol"])
                         row["mark_price"] = dec(mark) if mark is not None else None
+                        pid = row["strategy_position_id"]
+                        extra = self.other_income.get(pid, ZERO) - self._income_written.get(pid, ZERO)
+                        if extra:  # income resolved after the position closed (§4.5)
+                            with localcontext(EXACT):
+                                row["other_income"] = dec(Decimal(row["other_income"]) + extra)
+                                if row["realized_pnl_net"] is not None:
+                                    row["realized_pnl_net"] = dec(Decimal(row["realized_pnl_net"]) + extra)
                         out.write(row)
                         n += 1
             for pos in sorted(self.live.values(), key=lambda p: p.id):

@@ -15,7 +15,17 @@ the same arguments give byte-identical files. The simulation steps minute by min
   ``order_links.jsonl`` rows by order id or by client id, unlinked manual UI and
   other-bot orders, ``autoclose-``/``adl_autoclose`` liquidations, rare over-closes;
 - commissions (taker 0.05 %, maker 0.02 %, in BNB during a window), funding every 8 h,
-  hourly positionRisk snapshots, REALIZED_PNL and COMMISSION income per fill.
+  hourly positionRisk and wallet-balance snapshots, REALIZED_PNL and COMMISSION income
+  per fill, a BNBUSDT 1-minute kline every minute (the BNB conversion price).
+
+A real account's shapes (SPEC §7), each switchable, all on with ``real_account=True``
+(CLI ``--real-account``): maker rebates during a stretch of the run (``rebates``);
+transfers, INSURANCE_CLEAR on liquidations and a daily rebate-program payment
+(``account_income``); a quarterly contract delivered inside the run and the
+BTC-margined ``ETHBTC`` among the symbols; history starting mid-position
+(``history_start``: the account trades from ``start``, the replay holds only what
+Binance still serves from ``history_start`` on, the ground truth starts from SPEC §4.1's
+opening state). Order, algo and trade ids overlap across symbols in every mode.
 
 Output is streamed; memory stays flat in the number of fills.
 """
@@ -29,17 +39,19 @@ import string
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from sandbox.account import AccountSummary, AlgoOrder, Order, PaperAccount
+from sandbox.account import MAKER_RATE, AccountSummary, AlgoOrder, Order, PaperAccount
 from sandbox.books import Link, SignalInfo
-from sandbox.instruments import DEFAULT_SYMBOLS, Instrument, instrument
+from sandbox.instruments import DEFAULT_SYMBOLS, DELIVERY_HOUR_UTC, Instrument, instrument, quarterly_symbol
 from sandbox.jsonl import Number
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+MAKER_REBATE = Decimal("-0.00005")  # a maker rebate tier: negative commission on maker fills
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 STRATEGY_NAMES = (
     "trend_follow",
@@ -74,6 +86,32 @@ class GenerateConfig:
     manual_per_symbol_day: float = 1.5
     liquidations_per_key_day: float = 0.3
     progress: Callable[[int, int], None] | None = None
+    # a real account's shapes (SPEC §7); ``real_account`` switches all of them on
+    history_start: datetime | None = None  # the replay holds only records from here on
+    rebates: bool = False  # a negative maker rate (rebate) during a stretch of the run
+    account_income: bool = False  # transfers, INSURANCE_CLEAR, daily rebate-program payments
+    real_account: bool = False
+
+    def __post_init__(self) -> None:
+        if self.real_account:
+            self.apply_real_account()
+
+    def apply_real_account(self) -> None:
+        """The preset of the end-to-end test: hedge mode, history from a quarter into the run,
+        rebates, BNB fees, transfers, liquidations with INSURANCE_CLEAR, a quarterly that is
+        delivered inside the run and the BTC-margined ETHBTC among the symbols."""
+        self.mode = "hedge"
+        self.rebates = True
+        self.account_income = True
+        if self.history_start is None:
+            self.history_start = self.start + timedelta(days=self.days * 0.25)
+        if tuple(self.symbols) == DEFAULT_SYMBOLS:
+            self.symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT", real_account_quarterly(self.start, self.days), "ETHBTC")
+        self.liquidations_per_key_day = max(self.liquidations_per_key_day, 0.5)
+
+    @property
+    def history_start_ms(self) -> int | None:
+        return None if self.history_start is None else int(self.history_start.timestamp() * 1000)
 
     def validate(self) -> None:
         if self.days <= 0:
@@ -90,6 +128,27 @@ class GenerateConfig:
             raise ValueError("--mode must be hedge or one_way")
         if self.start.tzinfo is None:
             raise ValueError("start must be timezone-aware (UTC)")
+        end = self.start + timedelta(days=self.days)
+        if self.history_start is not None:
+            if self.history_start.tzinfo is None:
+                raise ValueError("history start must be timezone-aware (UTC)")
+            if not self.start <= self.history_start < end:
+                raise ValueError("--history-start must fall inside the simulated run [start, start + days)")
+        for s in self.symbols:
+            inst = instrument(s)
+            if not inst.perpetual and not self.start.timestamp() * 1000 < inst.delivery_date:
+                raise ValueError(f"{s} is delivered before the run starts")
+
+
+def real_account_quarterly(start: datetime, days: float) -> str:
+    """A BTCUSDT quarterly delivered inside the run: 08:00 UTC on the day 70 % into it."""
+    at = start + timedelta(days=days * 0.7)
+    delivery = at.replace(hour=DELIVERY_HOUR_UTC, minute=0, second=0, microsecond=0)
+    if delivery > at:
+        delivery -= timedelta(days=1)
+    if delivery <= start:
+        raise ValueError("--real-account needs a run long enough to deliver a quarterly inside it (≥ 2 days)")
+    return quarterly_symbol("BTCUSDT", delivery)
 
 
 @dataclass
@@ -181,7 +240,17 @@ class Simulation:
     def __post_init__(self) -> None:
         self.cfg.validate()
         self.rng = random.Random(self.cfg.seed)
-        self.account = PaperAccount(self.cfg.out, self.cfg.account_id, self.cfg.mode)
+        # the real-account features draw from their own stream, so default runs keep theirs
+        self.rng2 = random.Random(self.cfg.seed * 7919 + 17)
+        real = self.cfg.real_account or self.cfg.account_income or self.cfg.history_start is not None
+        self.account = PaperAccount(
+            self.cfg.out,
+            self.cfg.account_id,
+            self.cfg.mode,
+            history_start_ms=self.cfg.history_start_ms,
+            track_income=self.cfg.account_income,
+            tran_id_base=1_234_567_890_123_456_789 if real else 9_689_000_000,  # Binance's tranIds run to 19 digits
+        )
         self.insts = [instrument(s) for s in self.cfg.symbols]
         self.prices: dict[str, Decimal] = {i.symbol: i.start_price for i in self.insts}
         self.log_prices: dict[str, float] = {i.symbol: math.log(float(i.start_price)) for i in self.insts}
@@ -195,6 +264,17 @@ class Simulation:
         # fees are paid in BNB during one stretch of the run (the account toggled "BNB burn")
         self.bnb_from = self.minutes * 2 // 7
         self.bnb_until = self.bnb_from + max(1, self.minutes // 7)
+        if cfg_hs := self.cfg.history_start_ms:
+            # the BNB stretch lies inside the served history
+            first = max(0, (cfg_hs - self.start_ms) // MINUTE)
+            span = self.minutes - first
+            self.bnb_from = first + span // 5
+            self.bnb_until = self.bnb_from + max(1, span // 5)
+        # maker rebates (a market-maker programme month, compressed): a negative maker rate
+        self.rebate_from = self.minutes * 3 // 7 if self.cfg.rebates else -1
+        self.rebate_until = self.minutes * 6 // 7 if self.cfg.rebates else -1
+        self.bnb_prev: Decimal | None = None
+        self.served_liquidations = 0
 
     # ------------------------------------------------------------------ set-up
     def _make_strategy(self, k: int) -> Strategy:
@@ -266,7 +346,9 @@ class Simulation:
             cid = f"x-{self._rand_id(20)}"
             order_id = self.account.new_order_id(symbol)
             if style == "links_by_order":
-                self.account.add_link(pos.sid, role, order_id=order_id)
+                # real accounts: order ids are per symbol, so some link records name theirs
+                named = symbol if self.cfg.real_account and order_id % 2 == 0 else None
+                self.account.add_link(pos.sid, role, order_id=order_id, symbol=named)
             else:
                 self.account.add_link(pos.sid, role, client_order_id=cid)
         return self.account.place_order(
@@ -523,12 +605,14 @@ class Simulation:
         self.account.finish_order(order, "FILLED", t)
         self._after_flat(inst.symbol, key_side, t)
 
-    def _liquidate(self, inst: Instrument, key_side: str, t0: int) -> None:
+    def _liquidate(self, inst: Instrument, key_side: str, t0: int, force_clearance: bool = False) -> None:
         held_signed = self.account.keys[f"{inst.symbol}_{key_side}"].qty
         qty = abs(held_signed)
         side = "SELL" if held_signed > 0 else "BUY"
         t = self.clock.tick(self.rng, t0)
         cid = f"autoclose-{t}{self.rng.randint(100000, 999999)}" if self.rng.random() < 0.85 else f"adl_autoclose-{t}"
+        if force_clearance:
+            cid = f"autoclose-{t}000001"
         adverse = Decimal(str(round(self.rng.uniform(0.003, 0.01), 4)))
         price = self.prices[inst.symbol] * (1 - adverse if side == "SELL" else 1 + adverse)
         order = self.account.place_order(
@@ -544,6 +628,11 @@ class Simulation:
         )
         self.account.fill(order, qty, self._round_price(inst, price), t)
         self.account.finish_order(order, "FILLED", t)
+        if self.cfg.account_income and cid.startswith("autoclose-"):
+            # the liquidation clearance fee, posted right after the liquidation order's fills
+            self.account.insurance_clear(order, t + 1)
+            if self.account.served(t):
+                self.served_liquidations += 1
         # the exchange expires reduce-only protection of a liquidated position; bots stop managing it
         for pos in self.positions:
             if pos.inst is inst and pos.key_side == key_side and pos.state != "done":
@@ -579,8 +668,46 @@ class Simulation:
             self.log_prices[inst.symbol] += shock
             self.prices[inst.symbol] = self._round_price(inst, Decimal(repr(math.exp(self.log_prices[inst.symbol]))))
         self.bnb_log += rng.gauss(0.0, 0.03 / math.sqrt(1440))
-        self.account.bnb_price = Decimal(f"{math.exp(self.bnb_log):.2f}")
+        # fees paid in BNB convert at the BNBUSDT price: the traded one when BNBUSDT is a symbol
+        bnb = self.prices.get("BNBUSDT") or Decimal(f"{math.exp(self.bnb_log):.2f}")
+        self.account.bnb_price = bnb
         self.account.pay_fees_in_bnb = self.bnb_from <= minute < self.bnb_until
+        self.account.maker_rate = MAKER_REBATE if self.rebate_from <= minute < self.rebate_until else MAKER_RATE
+        t0 = self.start_ms + minute * MINUTE
+        prev = self.bnb_prev if self.bnb_prev is not None else bnb
+        self.account.write_kline("BNBUSDT", t0, prev, max(prev, bnb), min(prev, bnb), bnb)
+        self.bnb_prev = bnb
+
+    def _tradable(self, inst: Instrument, t: int) -> bool:
+        """A quarterly trades until its delivery."""
+        return inst.perpetual or (t < inst.delivery_date and inst.symbol not in self.account.delivered)
+
+    def _deliveries(self, t0: int) -> None:
+        for inst in self.insts:
+            if not inst.perpetual and inst.delivery_date <= t0 and inst.symbol not in self.account.delivered:
+                self.account.deliver(inst.symbol, self.prices[inst.symbol], t0)
+                for pos in self.positions:
+                    if pos.inst is inst and pos.state != "done":
+                        self._retire(pos, t0)
+                self.positions = [p for p in self.positions if p.state != "done"]
+
+    def _account_income(self, minute: int, t0: int) -> None:
+        """Transfers at noon now and then; the rebate programme pays at the end of each UTC day."""
+        of_day = (t0 % DAY) // MINUTE
+        if of_day == 720 and self.rng2.random() < 0.7:
+            usdt = self.account.balances.get("USDT", Decimal(0))
+            if self.rng2.random() < 0.6 or usdt < 500:
+                amount = Decimal(self.rng2.randint(100, 1500))
+            else:
+                amount = -Decimal(self.rng2.randint(50, 400))
+            self.account.transfer("USDT", amount, t0 + 30_000)
+        if of_day == 1439:
+            day = t0 // DAY
+            paid = self.account.day_commission(day, "USDT")
+            amount = (paid * Decimal("0.1")).quantize(Decimal("1e-8"), ROUND_DOWN)
+            if amount > 0:
+                kind = ("COMMISSION_REBATE", "API_REBATE", "FEE_RETURN")[day % 3]
+                self.account.rebate(kind, "USDT", amount, t0 + MINUTE - 1)
 
     def run(self) -> AccountSummary:
         cfg = self.cfg
@@ -593,8 +720,11 @@ class Simulation:
             self._step_prices(minute)
             if minute and minute % 480 == 0:
                 for inst in self.insts:
+                    if not inst.perpetual:
+                        continue  # delivery contracts pay no funding
                     rate = Decimal(f"{max(-0.003, min(0.003, rng.gauss(0.0001, 0.00015))):.8f}")
                     self.account.funding(inst.symbol, rate, self.prices[inst.symbol], t0)
+            self._deliveries(t0)
             if minute % cfg.snapshot_minutes == 0 and minute:
                 self.account.snapshot(t0, self.prices)
             self.clock.start_minute(t0, rng)
@@ -613,6 +743,8 @@ class Simulation:
                 for symbol in strategy.symbols:
                     if rng.random() >= p_entry:
                         continue
+                    if symbol in self.account.delivered:
+                        continue
                     held = sum(1 for p in self.positions if p.strategy is strategy and p.inst.symbol == symbol)
                     if held >= strategy.max_open:
                         if rng.random() < 0.2:
@@ -620,12 +752,17 @@ class Simulation:
                         continue
                     self._new_position(strategy, instrument(symbol), t0)
             for inst in self.insts:
-                if inst.symbol in self.account.traded_symbols and rng.random() < p_manual:
+                traded = inst.symbol in self.account.traded_symbols
+                if traded and rng.random() < p_manual and self._tradable(inst, t0):
                     self._manual_trade(inst, t0)
                 for key_side in self.account.position_sides():
                     kp = self.account.keys.get(f"{inst.symbol}_{key_side}")
                     if kp is not None and kp.qty != 0 and rng.random() < p_liq:
                         self._liquidate(inst, key_side, t0)
+            if cfg.real_account and minute == self.minutes * 6 // 7 and not self.served_liquidations:
+                self._force_liquidation(t0)
+            if cfg.account_income:
+                self._account_income(minute, t0)
             if cfg.progress and (minute + 1) % 1440 == 0:
                 cfg.progress(minute + 1, self.minutes)
         end = self.start_ms + self.minutes * MINUTE
@@ -633,6 +770,15 @@ class Simulation:
         if cfg.progress:
             cfg.progress(self.minutes, self.minutes)
         return self.account.close(dict(self.prices))
+
+    def _force_liquidation(self, t0: int) -> None:
+        """The real-account preset promises a served liquidation with its INSURANCE_CLEAR."""
+        for inst in self.insts:
+            for key_side in self.account.position_sides():
+                kp = self.account.keys.get(f"{inst.symbol}_{key_side}")
+                if inst.perpetual and kp is not None and kp.qty != 0:
+                    self._liquidate(inst, key_side, t0, force_clearance=True)
+                    return
 
     def _hold_signal(self, strategy: Strategy, symbol: str, t0: int) -> None:
         strategy.seq += 1

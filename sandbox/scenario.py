@@ -23,9 +23,19 @@ def D(x) -> Decimal:
 class Scenario:
     """A replay directory built step by step; times are seconds after ``start_ms``."""
 
-    def __init__(self, out_dir: Path, mode: str = "hedge", account_id: str = "default", start_ms: int = T0):
-        self.account = PaperAccount(out_dir, account_id, mode)
+    def __init__(
+        self,
+        out_dir: Path,
+        mode: str = "hedge",
+        account_id: str = "default",
+        start_ms: int = T0,
+        history_start: float | None = None,
+        track_income: bool = True,
+    ):
+        """``history_start`` (seconds after start): the replay holds only what Binance serves from then on."""
         self.start_ms = start_ms
+        hs = None if history_start is None else start_ms + int(history_start * 1000)
+        self.account = PaperAccount(out_dir, account_id, mode, history_start_ms=hs, track_income=track_income)
         self.marks: dict[str, Decimal] = {}
         self.sides: dict[str, str] = {}
 
@@ -88,12 +98,25 @@ class Scenario:
         order_type: str = "MARKET",
         maker: bool = False,
         link: Link | None = None,
+        order_id: int | None = None,
+        commission_rate=None,
+        bnb_price=None,
+        insurance_clear=None,
     ) -> int:
-        """One order filled by ``fills`` = [(qty, price), …]; returns its orderId. The link follows §3.3."""
+        """One order filled by ``fills`` = [(qty, price), …]; returns its orderId. The link follows §3.3.
+
+        ``order_id`` forces the number (two symbols may share it); ``commission_rate`` overrides
+        the taker/maker rate (negative: a rebate); ``bnb_price`` pays the fees in BNB converted at
+        that price (the minute's BNBUSDT kline closes there); ``insurance_clear`` posts that
+        INSURANCE_CLEAR (negative) 1 ms after the last fill.
+        """
         if isinstance(fills, tuple):
             fills = [fills]
-        order_id = self.account.new_order_id(symbol)
-        resolved = link or self.account.link_for(client_order_id, order_id)
+        if order_id is None:
+            order_id = self.account.new_order_id(symbol)
+        else:
+            self.account.claim_order_id(symbol, order_id)
+        resolved = link or self.account.link_for(client_order_id, order_id, symbol)
         if position_side is None and self.account.mode == "one_way":
             position_side = "BOTH"
         elif position_side is None:
@@ -114,14 +137,98 @@ class Scenario:
             link=resolved,
             order_id=order_id,
         )
-        for i, (q, p) in enumerate(fills):
-            self.account.fill(order, D(q), D(p), t + i, maker=maker)
-            self.marks[symbol] = D(p)
+        self._fill_all(order, fills, t, maker, commission_rate, bnb_price)
         self.account.finish_order(order, "FILLED", t + len(fills))
+        if insurance_clear is not None:
+            amount = D(insurance_clear)
+            self.account._income(symbol, "INSURANCE_CLEAR", amount, self.account_margin(symbol), t + len(fills), None)
+            if self.account.served(t + len(fills)):
+                self.account.books.on_insurance_clear(symbol, order.order_id, amount, t + len(fills))
         return order.order_id
 
-    def link(self, signal_id: str, role: str, *, order_id=None, client_order_id=None) -> None:
-        self.account.add_link(signal_id, role, order_id=order_id, client_order_id=client_order_id)
+    def account_margin(self, symbol: str) -> str:
+        from sandbox.instruments import instrument
+
+        return instrument(symbol).margin_asset
+
+    def _fill_all(self, order, fills, t: int, maker: bool, commission_rate, bnb_price) -> None:
+        account = self.account
+        if bnb_price is not None:
+            account.pay_fees_in_bnb, account.bnb_price = True, D(bnb_price)
+        try:
+            for i, (q, p) in enumerate(fills):
+                rate = None if commission_rate is None else D(commission_rate)
+                account.fill(order, D(q), D(p), t + i, maker=maker, commission_rate=rate)
+                self.marks[order.symbol] = D(p)
+        finally:
+            account.pay_fees_in_bnb = False
+
+    def algo_exit(
+        self,
+        client_algo_id: str,
+        symbol: str,
+        side: str,
+        fills: list[tuple] | tuple,
+        *,
+        at: float,
+        placed_at: float | None = None,
+        trigger_price,
+        order_type: str = "TAKE_PROFIT_MARKET",
+        position_side: str | None = None,
+        order_id: int | None = None,
+        triggering: bool = False,
+    ) -> tuple[int, int]:
+        """A TP/SL placed through the algo service; it triggers at ``at`` and its order fills.
+
+        The link is the clientAlgoId's (§3.3 rule 2); ``order_id`` forces the actual order's id.
+        Returns (algoId, actualOrderId).
+        """
+        if isinstance(fills, tuple):
+            fills = [fills]
+        link = self.account.link_for(client_algo_id, None, symbol)
+        if position_side is None:
+            position_side = (
+                "BOTH"
+                if self.account.mode == "one_way"
+                else self.sides.get(link.strategy_position_id or "", "LONG" if side == "SELL" else "SHORT")
+            )
+        total = sum((D(q) for q, _ in fills), Decimal(0))
+        algo = self.account.place_algo(
+            symbol,
+            side,
+            position_side,
+            order_type,
+            total,
+            D(trigger_price),
+            client_algo_id,
+            self.at(at if placed_at is None else placed_at),
+            link,
+        )
+        t = self.at(at)
+        if order_id is not None:
+            self.account.claim_order_id(symbol, order_id)
+        order = self.account.trigger_algo(algo, t, f"algo{algo.algo_id}", order_id=order_id, triggering=triggering)
+        self._fill_all(order, fills, t, False, None, None)
+        self.account.finish_order(order, "FILLED", t + len(fills))
+        self.account.finish_algo(algo, "FINISHED", t + len(fills))
+        return algo.algo_id, order.order_id
+
+    def transfer(self, asset: str, amount, *, at: float) -> None:
+        self.account.transfer(asset, D(amount), self.at(at))
+
+    def rebate(self, kind: str, asset: str, amount, *, at: float) -> None:
+        self.account.rebate(kind, asset, D(amount), self.at(at))
+
+    def deliver(self, symbol: str, price, *, at: float) -> None:
+        self.account.deliver(symbol, D(price), self.at(at))
+        self.marks[symbol] = D(price)
+
+    def snapshot(self, marks: dict[str, object] | None = None, *, at: float) -> None:
+        """positionRisk and balance snapshots at ``at`` (finish() writes the last one)."""
+        self.account.snapshot(self.at(at), {**self.marks, **{k: D(v) for k, v in (marks or {}).items()}})
+
+    def link(self, signal_id: str, role: str, *, order_id=None, client_order_id=None, symbol=None) -> None:
+        self.account.add_link(signal_id, role, order_id=order_id, client_order_id=client_order_id, symbol=symbol)
 
     def funding(self, symbol: str, rate, mark, *, at: float) -> Decimal:
         return self.account.funding(symbol, D(rate), D(mark), self.at(at))

@@ -24,10 +24,12 @@ def load(path: Path, name: str) -> list[dict]:
 
 
 def latest_versions(rows: list[dict], key: str, stamp: str) -> dict:
+    """Latest version per (symbol, ``key``): order and algo ids are sequences per symbol (SPEC §3.2)."""
     out: dict = {}
     for r in rows:
-        if r[key] not in out or r[stamp] >= out[r[key]][stamp]:
-            out[r[key]] = r
+        k = (r["symbol"], r[key])
+        if k not in out or r[stamp] >= out[k][stamp]:
+            out[k] = r
     return out
 
 
@@ -60,11 +62,14 @@ def replay_binance(trades: list[dict]):
 
 def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
     """(symbol, orderId) -> (signal_id, role) by SPEC §3.3 rules, from the files alone."""
-    signals = {s.get("signal_id", s.get("id")) for s in load(path, "signals.jsonl")}
+    signal_rows = load(path, "signals.jsonl")
+    signals = {s.get("signal_id", s.get("id")) for s in signal_rows}
+    signal_symbol = {s.get("signal_id", s.get("id")): s.get("symbol") for s in signal_rows}
     by_order, by_client = {}, {}
     for link in load(path, "order_links.jsonl"):
         if "order_id" in link:
-            by_order[int(link["order_id"])] = (link["signal_id"], link["role"])
+            symbol = link.get("symbol") or signal_symbol.get(link["signal_id"])
+            by_order[(symbol, int(link["order_id"]))] = (link["signal_id"], link["role"])
         if "client_order_id" in link:
             by_client[link["client_order_id"]] = (link["signal_id"], link["role"])
     codes = {"en": "entry", "tp": "take_profit", "sl": "stop_loss", "cl": "close"}
@@ -80,11 +85,12 @@ def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
         if a["actualOrderId"]:
             found = by_client.get(a["clientAlgoId"]) or by_convention(a["clientAlgoId"])
             if found:
-                algo_links[int(a["actualOrderId"])] = found
+                algo_links[(a["symbol"], int(a["actualOrderId"]))] = found
     out = {}
     for o in latest_versions(load(path, "futures_orders.jsonl"), "orderId", "updateTime").values():
         cid = o["clientOrderId"]
-        link = by_order.get(o["orderId"]) or by_client.get(cid) or by_convention(cid) or algo_links.get(o["orderId"])
+        k = (o["symbol"], o["orderId"])
+        link = by_order.get(k) or by_client.get(cid) or by_convention(cid) or algo_links.get(k)
         if link is None:
             if cid.startswith(("autoclose-", "adl_autoclose", "settlement_autoclose-")):
                 link = (None, "liquidation")

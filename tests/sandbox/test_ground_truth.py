@@ -154,7 +154,7 @@ def test_ground_truth_rows_are_consistent(generated):
         assert (r["close_reason"] in REASONS) == (r["status"] == "closed")
         if r["status"] == "closed":
             reasons[r["close_reason"]] += 1
-        net = D(r["realized_pnl"]) - D(r["fees"]) + D(r["funding_fees"])
+        net = D(r["realized_pnl"]) - D(r["fees"]) - D(r["other_fees"]) + D(r["funding_fees"]) + D(r["other_income"])
         assert D(r["realized_pnl_net"]) == net
         assert r["exchange_position_id"].split(":")[1] == r["exchange_position_key"]
     assert {"take_profit", "stop_loss", "manual"} <= set(reasons)
@@ -192,7 +192,7 @@ def test_orders_have_versions_and_final_states(generated):
     trades = load(generated, "futures_trades.jsonl")
     executed = defaultdict(lambda: D(0))
     for t in trades:
-        executed[t["orderId"]] += D(t["qty"])
+        executed[(t["symbol"], t["orderId"])] += D(t["qty"])
     for oid, qty in executed.items():
         assert D(latest[oid]["executedQty"]) == qty
     cids = {o["clientOrderId"] for o in latest.values()}
