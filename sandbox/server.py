@@ -6,6 +6,14 @@ sent, ``timestamp``/``recvWindow``), endpoints apply Binance's paging rules (``l
 windows, ``fromId``/``orderId`` paging, latest-``updateTime`` order versions), every response carries
 the ``X-MBX-USED-WEIGHT-1M`` header and an exhausted weight budget answers 429 with ``Retry-After``.
 
+Endpoints (method, path, Binance request weight): ``/fapi/v1/ping`` 1, ``/fapi/v1/time`` 1,
+``/fapi/v1/exchangeInfo`` 1 (from the replay's ``symbols.jsonl`` when present), signed
+``/fapi/v1/userTrades`` 5, ``/fapi/v1/allOrders`` 5, ``/fapi/v1/allAlgoOrders`` 5,
+``/fapi/v2/positionRisk`` 5, ``/fapi/v3/positionRisk`` 5, ``/fapi/v1/income`` 30,
+``/fapi/v1/positionSide/dual`` 30, ``/fapi/v3/balance`` 5, ``/fapi/v2/balance`` 5, and public
+``/fapi/v1/klines`` 1/2/5/10 by ``limit``. Ids are per symbol (SPEC §3.2) and records older than
+Binance's retention windows, relative to the data clock, are not served (see :class:`ServerConfig`).
+
 Two test levers exist on top of Binance's behaviour, both reachable in-process and over unsigned
 ``/_sandbox/...`` admin endpoints (so a separately started ``stratpos sandbox serve`` can be driven):
 
