@@ -6,8 +6,10 @@ Every hour: ingest the account's raw facts, rebuild the per-strategy books with 
 the exchange, and alert when it does not.
 
 1. **discover_symbols** — configured symbols ∪ those seen in income, positions, signals.
-2. **ingest_account_income**, **ingest_signals**, **ingest_symbol** (mapped per symbol:
-   orders, algo orders, trades), then **snapshot_positions** (positionRisk after the fills).
+2. **ingest_account_income** (position mode, exchangeInfo symbols with their margin assets,
+   income), **ingest_signals**, **ingest_symbol** (mapped per symbol: orders, algo orders,
+   trades), then **snapshot_positions** (positionRisk and wallet balances after the fills) and
+   **ingest_klines** (1m prices converting commission paid in another asset, e.g. BNB).
 3. **dbt** — a Cosmos task group over `dbt_project/` (models, then all tests).
 4. **validate** — reconciliation checks R1–R8; a failed check fails the run, alerts go
    out through the configured channels (the DAG's failure callback covers any other failure).
@@ -93,7 +95,9 @@ def stratpos_hourly():
         from stratpos.pipeline import ingest_exchange
 
         since, until = _window(params, data_interval_end, dag_run)
-        return ingest_exchange(_settings(), streams=["account", "income"], since_ms=since, until_ms=until)
+        return ingest_exchange(
+            _settings(), streams=["account", "exchange_info", "income"], since_ms=since, until_ms=until
+        )
 
     @task(outlets=[RAW])
     def ingest_signals() -> list[dict]:
@@ -112,7 +116,14 @@ def stratpos_hourly():
     def snapshot_positions() -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
-        return ingest_exchange(_settings(), streams=["positions"])
+        return ingest_exchange(_settings(), streams=["positions", "balances"])
+
+    @task(outlets=[RAW])
+    def ingest_klines(params=None, data_interval_end=None, dag_run=None) -> list[dict]:
+        from stratpos.pipeline import ingest_exchange
+
+        since, until = _window(params, data_interval_end, dag_run)
+        return ingest_exchange(_settings(), streams=["klines"], since_ms=since, until_ms=until)
 
     dbt = DbtTaskGroup(
         group_id="dbt",
@@ -143,8 +154,9 @@ def stratpos_hourly():
 
     symbols = discover_symbols()
     loaded = [ingest_account_income(), ingest_signals(), ingest_symbol.expand(symbol=symbols)]
-    snapshot = snapshot_positions()
+    snapshot, prices = snapshot_positions(), ingest_klines()
     loaded >> snapshot >> dbt >> validate()
+    loaded >> prices >> dbt
 
 
 stratpos_hourly()

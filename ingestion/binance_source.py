@@ -350,7 +350,8 @@ class _Ingestion:
         out, and so are minutes not closed yet (they are read by a later run).
         """
         t, s, k = (self.store.table(n) for n in ("futures_trades", "symbols", "klines"))
-        minute = "(t.trade_time_ms - t.trade_time_ms % 60000)"
+        mod = "%%" if self.store.target == "mysql" else "%"  # PyMySQL formats the query with %
+        minute = f"(t.trade_time_ms - t.trade_time_ms {mod} 60000)"
         margin = "coalesce(s.margin_asset, t.margin_asset)"
         pair = (
             f"concat(t.commission_asset, {margin})"

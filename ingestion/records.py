@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -85,7 +86,13 @@ def _digits(v: Any) -> Any:
     return v
 
 
-TranId = Annotated[StrictInt, BeforeValidator(_digits), Field(ge=0, le=MAX_TRAN_ID)]
+def _max_19_digits(v: int) -> int:
+    if v > MAX_TRAN_ID:  # checked here: pydantic's own bound message rounds a 20-digit limit through a float
+        raise ValueError(f"more than 19 digits (got number {v})")
+    return v
+
+
+TranId = Annotated[StrictInt, BeforeValidator(_digits), Field(ge=0), AfterValidator(_max_19_digits)]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -221,9 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.replay:
         stats = pipeline.ingest_replay(settings, Path(args.replay))
     else:
-        stats = pipeline.ingest_exchange(
-            settings, streams=["account", "income", "symbols", "positions"], since_ms=_ms(args.since), discover=True
-        )
+        stats = pipeline.ingest_exchange_all(settings, since_ms=_ms(args.since))
     stats += pipeline.ingest_signals(settings)
     for st in stats:
         print(

@@ -47,7 +47,8 @@ def ingest_exchange(
     until_ms: int | None = None,
     discover: bool = False,
 ) -> list[dict]:
-    """One part of the Binance ingestion (account, income, per-symbol orders+trades, positions)."""
+    """One part of the Binance ingestion: ``streams`` from ``ingestion.binance_source.STREAMS`` (account,
+    exchange_info, income, per-symbol orders+trades, positions, balances, klines)."""
     from ingestion.binance_source import ingest_binance
 
     stats = ingest_binance(
@@ -59,6 +60,13 @@ def ingest_exchange(
         discover=discover,
     )
     return _summaries(stats)
+
+
+def ingest_exchange_all(settings: Settings, *, since_ms: int | None = None, until_ms: int | None = None) -> list[dict]:
+    """The whole Binance ingestion in one process (``stratpos run``): every stream, symbols discovered."""
+    from ingestion.binance_source import STREAMS
+
+    return ingest_exchange(settings, streams=STREAMS, since_ms=since_ms, until_ms=until_ms, discover=True)
 
 
 def ingest_signals(settings: Settings, landing: Path | None = None) -> list[dict]:
