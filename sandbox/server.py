@@ -49,7 +49,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox.instruments import INSTRUMENTS
+from sandbox.instruments import (
+    INSTRUMENTS,
+    ONBOARD_MS,
+    PERPETUAL_DELIVERY_MS,
+    exchange_info_symbol,
+    instrument,
+)
 from sandbox.server_data import (
     ALGO_ORDERS_FILE,
     BALANCES_FILE,
@@ -1043,68 +1049,51 @@ _QUARTERLY_RE = re.compile(r"^([A-Z0-9]+)_([0-9]{2})([0-9]{2})([0-9]{2})$")
 def _generated_symbol_info(symbol: str) -> dict[str, Any]:
     """An exchangeInfo ``symbols[]`` entry for a symbol the replay has no ``symbols.jsonl`` line for.
 
-    Instruments of the paper exchange carry their tick/lot sizes; anything else gets generic filters.
-    Quarterlies (``PAIR_yymmdd``) deliver at 08:00 UTC of their date, as Binance's do.
+    A contract of the paper exchange (its instruments and their quarterlies) is rendered exactly as the
+    generator writes it to ``symbols.jsonl``; anything else gets generic filters, its quote (= margin)
+    asset read off the name and, for ``PAIR_yymmdd``, a quarterly delivered at 08:00 UTC of that date.
     """
-    inst = INSTRUMENTS.get(symbol)
-    pair, contract_type, delivery = symbol, "PERPETUAL", 4133404800000
+    try:
+        return exchange_info_symbol(instrument(symbol))
+    except ValueError:
+        pass
+    pair, contract_type, delivery = symbol, "PERPETUAL", PERPETUAL_DELIVERY_MS
     quarterly = _QUARTERLY_RE.match(symbol)
     if quarterly:
         pair = quarterly.group(1)
         yy, mm, dd = (int(g) for g in quarterly.groups()[1:])
         contract_type = "CURRENT_QUARTER"
         delivery = int(datetime(2000 + yy, mm, dd, 8, tzinfo=UTC).timestamp() * 1000)
-    guessed = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
-    quote = inst.quote_asset if inst else guessed
-    margin = getattr(inst, "margin_asset", quote) if inst else guessed
-    base = inst.base_asset if inst else pair.removesuffix(quote)
-    tick = str(inst.tick_size) if inst else "0.01"
-    step = str(inst.step_size) if inst else "0.001"
+    quote = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
     return {
         "symbol": symbol,
         "pair": pair,
         "contractType": contract_type,
         "deliveryDate": delivery,
-        "onboardDate": 1569398400000,
+        "onboardDate": ONBOARD_MS,
         "status": "TRADING",
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",
-        "baseAsset": base,
+        "baseAsset": pair.removesuffix(quote),
         "quoteAsset": quote,
-        "marginAsset": margin,
-        "pricePrecision": inst.price_precision if inst else 2,
-        "quantityPrecision": inst.quantity_precision if inst else 3,
+        "marginAsset": quote,
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
         "baseAssetPrecision": 8,
         "quotePrecision": 8,
         "underlyingType": "COIN",
         "underlyingSubType": [],
+        "settlePlan": 0,
         "triggerProtect": "0.0500",
         "liquidationFee": "0.012500",
         "marketTakeBound": "0.05",
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "4529764", "tickSize": tick},
-            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "1000", "stepSize": step},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "120", "stepSize": step},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-            {"filterType": "MIN_NOTIONAL", "notional": "5"},
-            {
-                "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
-                "multiplierDecimal": "4",
-            },
+            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
+            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "100000", "stepSize": "0.001"},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "10000", "stepSize": "0.001"},
         ],
-        "orderTypes": [
-            "LIMIT",
-            "MARKET",
-            "STOP",
-            "STOP_MARKET",
-            "TAKE_PROFIT",
-            "TAKE_PROFIT_MARKET",
-            "TRAILING_STOP_MARKET",
-        ],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
 
 

@@ -683,7 +683,8 @@ def test_quarterly_and_btc_margined_symbols_are_valid_everywhere(client) -> None
 
 
 def test_generated_exchange_info_without_symbols_jsonl(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "futures_trades.jsonl", other_contract_trades())
+    unknown = [trade("ADAUSDC_270326", 1, CLOCK, 1, asset="USDC"), trade("SOLBTC", 1, CLOCK, 1, asset="BTC")]
+    write_jsonl(tmp_path / "futures_trades.jsonl", other_contract_trades() + unknown)
     with SandboxServer(tmp_path, config=_config()) as srv:
         symbols = {s["symbol"]: s for s in make_client(srv.url, KEY, SECRET).futures_exchange_info()["symbols"]}
     quarterly = symbols["BTCUSDT_261225"]
@@ -699,3 +700,14 @@ def test_generated_exchange_info_without_symbols_jsonl(tmp_path: Path) -> None:
         "BTC",
     )
     assert symbols["BTCUSDT"]["contractType"] == "PERPETUAL"  # the paper exchange's instruments stay listed
+    # Contracts the paper exchange does not know: read off the name.
+    ada = symbols["ADAUSDC_270326"]
+    assert (ada["pair"], ada["contractType"], ada["deliveryDate"], ada["baseAsset"], ada["marginAsset"]) == (
+        "ADAUSDC",
+        "CURRENT_QUARTER",
+        ms(2027, 3, 26, 8),
+        "ADA",
+        "USDC",
+    )
+    assert (symbols["SOLBTC"]["baseAsset"], symbols["SOLBTC"]["marginAsset"]) == ("SOL", "BTC")
+    assert (symbols["1000PEPEUSDT"]["baseAsset"], symbols["1000PEPEUSDT"]["marginAsset"]) == ("1000PEPE", "USDT")
