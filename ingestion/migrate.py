@@ -136,7 +136,7 @@ def _rebuild(store: RawStore, table: Table, common: list[str]) -> None:
     cols = ", ".join(store.q(c) for c in common)
     select = ", ".join(
         f"cast({store.q(c)} as {table.column(c).sql_type(store.target)})"
-        if table.column(c).kind in _TYPED
+        if table.column(c).kind in ("dec", "bigid")  # MySQL has no CAST(… AS BIGINT); integers convert as is
         else store.q(c)
         for c in common
     )
