@@ -33,9 +33,14 @@ def latest_versions(rows: list[dict], key: str, stamp: str) -> dict:
     return out
 
 
-def replay_binance(trades: list[dict]):
-    """Yield (trade, key, signed qty after, avg after, recomputed realizedPnl) in (time, id) order."""
+def replay_binance(trades: list[dict], openings: dict[str, tuple[Decimal, Decimal]] | None = None):
+    """Yield (trade, key, signed qty after, avg after, recomputed realizedPnl) in (time, id) order.
+
+    ``openings`` gives a key's (signed qty, avg) before its first trade (SPEC §4.1), else flat.
+    """
     state: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for key, (qty0, avg0) in (openings or {}).items():
+        state[key] = [qty0, avg0]
     with localcontext(WIDE):
         for t in sorted(trades, key=lambda t: (t["symbol"], t["time"], t["id"])):
             key = f"{t['symbol']}_{t['positionSide']}"
@@ -58,6 +63,53 @@ def replay_binance(trades: list[dict]):
                         avg = Decimal(0)
             state[key] = [qty, avg]
             yield t, key, qty, avg, pnl.quantize(Decimal("1e-8"))
+
+
+def opening_states(path: Path) -> dict[str, tuple[Decimal, Decimal]]:
+    """SPEC §4.1 from the files alone: per key (signed qty0, avg0) before its first served fill.
+
+    qty0 = latest positionAmt − net signed served fills; avg0 from the first reducing fill of the
+    opening episode (p − realizedPnl / (q·dir)) walked back over the increases before it, else the
+    latest entryPrice walked back over all of the episode's fills. Exact arithmetic, no rounding.
+    """
+    trades = sorted(load(path, "futures_trades.jsonl"), key=lambda t: (t["time"], t["id"]))
+    snaps = load(path, "position_risk.jsonl")
+    if not snaps:
+        return {}
+    last = max(s["snapshotTime"] for s in snaps)
+    latest = {f"{s['symbol']}_{s['positionSide']}": s for s in snaps if s["snapshotTime"] == last}
+    by_key: dict[str, list[dict]] = defaultdict(list)
+    for t in trades:
+        by_key[f"{t['symbol']}_{t['positionSide']}"].append(t)
+    out = {}
+    with localcontext(WIDE):
+        for key, snap in latest.items():
+            fills = by_key.get(key, [])
+            net = sum((Decimal(t["qty"]) * (1 if t["side"] == "BUY" else -1) for t in fills), Decimal(0))
+            qty0 = Decimal(snap["positionAmt"]) - net
+            if qty0 == 0:
+                continue
+            direction = 1 if qty0 > 0 else -1
+            qty, increases, avg_at = qty0, [], None
+            for t in fills:
+                q = Decimal(t["qty"]) * (1 if t["side"] == "BUY" else -1)
+                p = Decimal(t["price"])
+                if (q > 0) == (qty > 0):
+                    increases.append((abs(q), p))
+                    qty += q
+                    continue
+                reduced = min(abs(q), abs(qty))
+                avg_at = p - Decimal(t["realizedPnl"]) / (reduced * direction)
+                break
+            if avg_at is None:
+                avg_at = Decimal(snap["entryPrice"])
+            size = abs(qty0) + sum((q for q, _ in increases), Decimal(0))
+            avg = avg_at
+            for q, p in reversed(increases):
+                avg = (size * avg - q * p) / (size - q)
+                size -= q
+            out[key] = (qty0, avg)
+    return out
 
 
 def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
