@@ -50,6 +50,10 @@ def cmd_sandbox_generate(args: argparse.Namespace) -> int:
         account_id=args.account_id,
         start=args.start or DEFAULT_START,
         progress=None if args.quiet else _progress_bar("simulating"),
+        history_start=args.history_start,
+        rebates=args.rebates,
+        account_income=args.account_income,
+        real_account=args.real_account,
     )
     summary = generate(cfg)
     print(
@@ -58,6 +62,8 @@ def cmd_sandbox_generate(args: argparse.Namespace) -> int:
         f"{summary.snapshots:,} positionRisk rows, {summary.positions:,} expected strategy positions "
         f"({summary.files['_seconds']} s)"
     )
+    if cfg.history_start is not None:
+        print(f"served history starts {cfg.history_start.isoformat()} (symbols: {', '.join(cfg.symbols)})")
     return 0
 
 
@@ -288,12 +294,32 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=list(DEFAULT_SYMBOLS),
         metavar="SYMBOL",
-        help=f"symbols to trade (known: {', '.join(INSTRUMENTS)})",
+        help=f"symbols to trade (known: {', '.join(INSTRUMENTS)}, and quarterlies like BTCUSDT_260327)",
     )
     gen.add_argument("--mode", choices=("hedge", "one_way"), default="hedge")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--account-id", default="default")
     gen.add_argument("--start", type=_iso_utc, default=None, help="UTC start, e.g. 2026-01-05T00:00")
+    gen.add_argument(
+        "--history-start",
+        type=_iso_utc,
+        default=None,
+        help="UTC time the served history starts: the account trades from --start, the replay holds only "
+        "what Binance still serves from here on (keys may be open at that time)",
+    )
+    gen.add_argument("--rebates", action="store_true", help="maker rebates (negative commission) for a stretch")
+    gen.add_argument(
+        "--account-income",
+        action="store_true",
+        help="transfers, INSURANCE_CLEAR on liquidations, a daily rebate-programme payment",
+    )
+    gen.add_argument(
+        "--real-account",
+        action="store_true",
+        help="all real-account shapes: hedge mode, history from a quarter into the run, rebates, BNB fees, "
+        "transfers, liquidations with INSURANCE_CLEAR, a quarterly delivered in the run and ETHBTC "
+        "(with the default --symbols)",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_sandbox_generate)
     srv = ssub.add_parser("serve", help="serve a replay directory as a fake Binance USD-M REST API")
