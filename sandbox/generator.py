@@ -635,7 +635,7 @@ class Simulation:
                 self.served_liquidations += 1
         # the exchange expires reduce-only protection of a liquidated position; bots stop managing it
         for pos in self.positions:
-            if pos.inst is inst and pos.key_side == key_side and pos.state != "done":
+            if pos.inst.symbol == inst.symbol and pos.key_side == key_side and pos.state != "done":
                 self._retire(pos, t)
 
     def _retire(self, pos: SimPosition, t: int) -> None:
@@ -687,7 +687,7 @@ class Simulation:
             if not inst.perpetual and inst.delivery_date <= t0 and inst.symbol not in self.account.delivered:
                 self.account.deliver(inst.symbol, self.prices[inst.symbol], t0)
                 for pos in self.positions:
-                    if pos.inst is inst and pos.state != "done":
+                    if pos.inst.symbol == inst.symbol and pos.state != "done":
                         self._retire(pos, t0)
                 self.positions = [p for p in self.positions if p.state != "done"]
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 PERPETUAL_DELIVERY_MS = 4133404800000  # Binance's deliveryDate of a perpetual (2100-12-25)
 ONBOARD_MS = 1569398400000
@@ -102,6 +103,7 @@ def quarterly_symbol(pair: str, delivery: datetime) -> str:
     return f"{pair}_{delivery.astimezone(UTC):%y%m%d}"
 
 
+@lru_cache(maxsize=64)
 def quarterly(symbol: str) -> Instrument:
     """The quarterly contract ``{PAIR}_{yymmdd}``, delivered at 08:00 UTC of that date.
 

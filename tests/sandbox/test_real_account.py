@@ -235,7 +235,9 @@ def test_ground_truth_reconciles_on_a_real_account(real):
     # R2: per key, open quantities (buckets included) = the latest snapshot
     open_by_key = defaultdict(lambda: D(0))
     for r in rows:
-        open_by_key[r["exchange_position_key"]] += D(r["open_quantity"]) * (-1 if r["side"] == "SHORT" else 1)
+        signed_already = r["is_unattributed"] and r["exchange_position_key"].endswith("_BOTH")  # BOTH buckets
+        sign = -1 if r["side"] == "SHORT" and not signed_already else 1
+        open_by_key[r["exchange_position_key"]] += D(r["open_quantity"]) * sign
     for key, snap in final.items():
         assert open_by_key[key] == D(snap["positionAmt"]), key
 
@@ -327,6 +329,28 @@ def test_links_resolve_per_symbol_in_the_ground_truth(real):
     assert {r["strategy_position_id"]: D(r["entry_quantity"]) for r in rows} == dict(entry)
     named = [x for x in load(real, "order_links.jsonl") if "symbol" in x]
     assert named, "some link records name their symbol"
+
+
+def test_one_way_account_with_history_reconciles(tmp_path):
+    """The same shapes in one-way mode (BOTH keys: zero crossings, signed buckets), no preset."""
+    cfg = GenerateConfig(
+        out=tmp_path,
+        days=2.5,
+        strategies=4,
+        seed=11,
+        mode="one_way",
+        history_start=datetime(2026, 1, 5, 20, tzinfo=UTC),
+        rebates=True,
+        account_income=True,
+        symbols=("BTCUSDT", "ETHUSDT", "ETHBTC", "BTCUSDT_260107"),
+    )
+    generate(cfg)
+    assert all(s["positionSide"] == "BOTH" for s in load(tmp_path, "position_risk.jsonl"))
+    assert any(qty != 0 for qty, _ in opening_states(tmp_path).values())
+    test_opening_state_replays_to_binance_numbers(tmp_path)
+    test_balance_moves_by_exactly_the_income(tmp_path)
+    test_quarterly_is_delivered_inside_the_run(tmp_path)
+    test_ground_truth_reconciles_on_a_real_account(tmp_path)
 
 
 def test_same_args_give_identical_real_account_files(tmp_path):
