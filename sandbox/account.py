@@ -555,7 +555,14 @@ class PaperAccount:
     def _income(
         self, symbol: str, kind: str, amount: Decimal, asset: str, time: int, trade_id: int | None, info: str = ""
     ):
-        """One GET /fapi/v1/income object; the wallet balance of ``asset`` moves by exactly ``amount``."""
+        """One GET /fapi/v1/income object; the wallet balance of ``asset`` moves by exactly ``amount``.
+
+        Fields and income types as Binance documents them (developers.binance.com, USDⓈ-M
+        Futures › Account › Get Income History: ``symbol, incomeType, income, asset, info, time,
+        tranId, tradeId``; types include TRANSFER, REALIZED_PNL, FUNDING_FEE, COMMISSION,
+        INSURANCE_CLEAR, COMMISSION_REBATE, API_REBATE, DELIVERED_SETTELMENT, FEE_RETURN …;
+        ``symbol`` is "" for income not tied to a symbol, e.g. TRANSFER).
+        """
         self.balances[asset] = self.balances.get(asset, ZERO) + amount
         self.balance_update[asset] = max(time, self.balance_update.get(asset, 0))
         self._emit(
@@ -687,7 +694,13 @@ class PaperAccount:
 
     def snapshot(self, time: int, marks: dict[str, Decimal]) -> None:
         """positionRisk rows for every key of every traded symbol (flat keys included, so R3 sees zeros),
-        and the wallet balance of every asset (GET /fapi/v3/balance objects plus ``snapshotTime``)."""
+        and the wallet balance of every asset (GET /fapi/v3/balance objects plus ``snapshotTime``).
+
+        Balance fields as Binance's Futures Account Balance V2/V3 (developers.binance.com):
+        ``accountAlias, asset, balance, crossWalletBalance, crossUnPnl, availableBalance,
+        maxWithdrawAmount, marginAvailable, updateTime``; ``balance`` is the wallet balance
+        (no unrealized PnL), so between two snapshots it moves by exactly the income between them.
+        """
         unpnl: dict[str, Decimal] = {}
         margin_used: dict[str, Decimal] = {}
         with localcontext(EXACT):

@@ -21,6 +21,16 @@ Rounding conventions (also in the README):
   FEE_RETURN pro rata to the positions' commission shares (that asset, that UTC day);
   positions in id order, each share rounded to 18 decimals, the last takes the
   remainder (as funding); income with nobody to carry it stays account-level;
+- opening state (SPEC §4.1, a served history that starts mid-position): the books see
+  only served fills; a key whose Binance quantity before its first served fill is not
+  zero opens episode 1 with an opening allocation of |qty0| to its bucket at that fill's
+  time. avg0 is recovered from Binance's rounded realizedPnl of the opening episode's
+  first reducing fill, ``q18(p − realizedPnl/(q·dir))``, then walked back over the
+  increases before it, ``q18((|qty_after|·avg − q·p)/|qty_before|)`` per step; without a
+  reducing fill the latest snapshot's ``entryPrice`` is walked back the same way. A key
+  with a position in the latest snapshot and no served fill is an open episode of just
+  its opening allocation, at that snapshot's time and entryPrice. Funding on a symbol
+  none of whose served positions is open yet stays account-level.
 - VWAPs, take-profit/stop-loss from percentages, PnL percentages are rounded half away
   from zero to 18 decimals when written;
 - pro-rata shares are rounded per allocation — quantities of the episode-end
