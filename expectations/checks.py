@@ -84,14 +84,14 @@ CHECKS: tuple[Check, ...] = (
         "R6",
         "commission",
         "fail",
-        "allocated commission = fill commission (per fill, per asset, strategy-position fees per symbol)",
+        "allocated commission = fill commission, signed (per fill, per asset, margin-asset fees per symbol)",
         "1e-9",
     ),
     Check(
         "R7",
         "income",
         "fail",
-        "per symbol and UTC day, fill realizedPnl / commission = REALIZED_PNL / −COMMISSION income",
+        "per symbol and UTC day, fill realizedPnl / signed commission = REALIZED_PNL / −COMMISSION income",
         "1e-8 per fill",
     ),
     Check(
@@ -101,11 +101,18 @@ CHECKS: tuple[Check, ...] = (
         "unattributed volume, over-closes, signals without fills, order side vs signal side",
         "—",
     ),
+    Check(
+        "R9",
+        "wallet_balance",
+        "fail",
+        "per account and asset, Δ wallet balance between consecutive balance snapshots = Σ income between them",
+        "1e-8",
+    ),
 )
 
 
 def check_by_id(check_id: str) -> Check:
-    """The check named ``check_id`` (``R1`` … ``R8``, case-insensitive)."""
+    """The check named ``check_id`` (``R1`` … ``R9``, case-insensitive)."""
     for check in CHECKS:
         if check.check_id == check_id.upper():
             return check

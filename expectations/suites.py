@@ -52,7 +52,7 @@ def reconciliation_suite(check: Check):
 
 
 def all_suites() -> list:
-    """Every check's suite, R1 … R8."""
+    """Every check's suite, R1 … R9."""
     return [reconciliation_suite(c) for c in CHECKS]
 
 

@@ -5,12 +5,22 @@
 -- (delisted, or not loaded yet) falls back to what Binance itself sent for it: the fills'
 -- `marginAsset`, else the asset of its REALIZED_PNL income. A symbol none of them names has no
 -- row here, and its margin-asset amounts stay NULL rather than guessed.
-with trades as (
+with symbols as (
+    select * from {{ ref('stg_binance__symbols') }}
+),
+
+trades as (
     select * from {{ ref('stg_binance__trades') }}
 ),
 
 income as (
     select * from {{ ref('stg_binance__income') }}
+),
+
+from_exchange_info as (
+    select symbol, margin_asset
+    from symbols
+    where margin_asset is not null
 ),
 
 from_trades as (
@@ -28,7 +38,9 @@ from_income as (
 ),
 
 candidates as (
-    select symbol, margin_asset, 2 as priority, 'userTrades' as margin_asset_source from from_trades
+    select symbol, margin_asset, 1 as priority, 'exchangeInfo' as margin_asset_source from from_exchange_info
+    union all
+    select symbol, margin_asset, 2, 'userTrades' from from_trades
     union all
     select symbol, margin_asset, 3, 'income' from from_income
 ),

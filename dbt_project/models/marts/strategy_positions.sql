@@ -28,6 +28,49 @@ margin_assets as (
     select * from {{ ref('int_margin_assets_resolved') }}
 ),
 
+fees_converted as (
+    select * from {{ ref('int_fees_converted') }}
+),
+
+income_attributed as (
+    select * from {{ ref('int_income_attributed') }}
+),
+
+fee_totals as (
+    -- other_fees is NULL as soon as one of its allocations' commission could not be converted
+    select
+        strategy_position_id,
+        sum(fee) as fees,
+        case when count(*) = count(other_fee) then sum(other_fee) end as other_fees
+    from fees_converted
+    group by strategy_position_id
+),
+
+fees_per_asset as (
+    select strategy_position_id, commission_asset, sum(commission) as commission
+    from fees_converted
+    group by strategy_position_id, commission_asset
+),
+
+fees_json as (
+    -- {"BNB": "0.0001", "USDT": "-0.0125"}: native amounts as exact decimal strings, keys sorted
+    {%- set asset_pair %}concat('"', commission_asset, '": "', {{ decimal_text('commission') }}, '"'){% endset %}
+    select
+        strategy_position_id,
+        concat('{', {{ string_agg_sorted(asset_pair, 'commission_asset', ', ') }}, '}') as fees_by_asset
+    from fees_per_asset
+    group by strategy_position_id
+),
+
+other_income as (
+    -- §4.5 income shares in the margin asset; NULL as soon as one could not be converted
+    select
+        strategy_position_id,
+        case when count(*) = count(amount_in_margin_asset) then sum(amount_in_margin_asset) end as other_income
+    from income_attributed
+    group by strategy_position_id
+),
+
 ordered_exits as (
     select
         strategy_position_id,
@@ -75,19 +118,18 @@ quantities as (
     select
         strategy_position_id,
         sum(case when allocation_type = 'entry' then quantity else 0 end) as entry_q,
-        sum(case when allocation_type = 'entry' then {{ qty8('quantity') }} * {{ qty8('price') }} else 0 end) as entry_pq,
+        -- entry prices at 18 decimals: an opening allocation (SPEC §4.1) is priced at its recovered average
+        sum(case when allocation_type = 'entry' then {{ qty8('quantity') }} * {{ dec18('price') }} else 0 end) as entry_pq,
         min(case when allocation_type = 'entry' then trade_time_ms end) as entry_time_ms,
         sum(case when allocation_type = 'exit' then quantity else 0 end) as exit_q,
         sum(case when allocation_type = 'exit' then {{ qty8('quantity') }} * {{ qty8('price') }} else 0 end) as exit_pq,
-        max(case when allocation_type = 'exit' then trade_time_ms end) as exit_time_ms,
-        sum(case when commission_asset = margin_asset then commission else 0 end) as fees
-    from allocations as a
-    left join margin_assets as ma on a.symbol = ma.symbol
+        max(case when allocation_type = 'exit' then trade_time_ms end) as exit_time_ms
+    from allocations
     group by strategy_position_id
 ),
 
 positions as (
-    -- a bucket whose every allocation was re-allocated only remains if it carried funding
+    -- a bucket whose every allocation was re-allocated only remains if it carried funding or income
     select
         m.strategy_position_id,
         m.account_id,
@@ -103,11 +145,17 @@ positions as (
         coalesce(q.exit_q, 0) as exit_q,
         coalesce(q.exit_pq, 0) as exit_pq,
         q.exit_time_ms,
-        coalesce(q.fees, 0) as fees
+        coalesce(ft.fees, 0) as fees,
+        case when ft.strategy_position_id is null then {{ dec18('0') }} else ft.other_fees end as other_fees,
+        coalesce(fj.fees_by_asset, '{}') as fees_by_asset,
+        case when oi.strategy_position_id is null then {{ dec18('0') }} else oi.other_income end as other_income
     from position_meta as m
     left join quantities as q on m.strategy_position_id = q.strategy_position_id
     left join funding as f on m.strategy_position_id = f.strategy_position_id
-    where q.strategy_position_id is not null or coalesce(f.funding_fees, 0) <> 0
+    left join fee_totals as ft on m.strategy_position_id = ft.strategy_position_id
+    left join fees_json as fj on m.strategy_position_id = fj.strategy_position_id
+    left join other_income as oi on m.strategy_position_id = oi.strategy_position_id
+    where q.strategy_position_id is not null or coalesce(f.funding_fees, 0) <> 0 or oi.strategy_position_id is not null
 ),
 
 enriched as (
@@ -152,15 +200,15 @@ measured as (
         case when exit_q > 0 then {{ exact_div('exit_pq', 'exit_q') }} end as exit_price,
         case
             when entry_q > 0 then dir * {{ exact_div(
-                'cast(exit_pq as decimal(38, 16)) * ' ~ qty8('entry_q') ~ ' - cast(entry_pq as decimal(38, 16)) * ' ~ qty8('exit_q'),
+                'cast(exit_pq as decimal(38, 16)) * ' ~ qty8('entry_q') ~ ' - ' ~ notional_times('entry_pq', 'exit_q'),
                 qty8('entry_q')
             ) }}
             else {{ dec18('0') }}
         end as realized_pnl,
         case
             when exit_q > 0 and entry_q > 0 then dir * {{ exact_div(
-                '100 * (cast(exit_pq as decimal(38, 16)) * ' ~ qty8('entry_q') ~ ' - cast(entry_pq as decimal(38, 16)) * ' ~ qty8('exit_q') ~ ')',
-                'cast(entry_pq as decimal(38, 16)) * ' ~ qty8('exit_q'),
+                '100 * (cast(exit_pq as decimal(38, 16)) * ' ~ qty8('entry_q') ~ ' - ' ~ notional_times('entry_pq', 'exit_q') ~ ')',
+                notional_times('entry_pq', 'exit_q'),
                 scale=24
             ) }}
             when exit_q > 0 then {{ dec18('0') }}
@@ -217,13 +265,16 @@ final as (
         realized_pnl,
         realized_pnl_pct,
         {{ dec18('fees') }} as fees,
+        {{ dec18('other_fees') }} as other_fees,
+        fees_by_asset,
         {{ dec18('funding_fees') }} as funding_fees,
-        {{ dec18('realized_pnl - fees + funding_fees') }} as realized_pnl_net,
+        {{ dec18('other_income') }} as other_income,
+        {{ dec18('realized_pnl - fees - other_fees + funding_fees + other_income') }} as realized_pnl_net,
         mark_price,
         case
             when open_q = 0 or basis_q = 0 or mark_price is null then {{ dec18('0') }}
             else dir * {{ exact_div(
-                '(' ~ qty8('mark_price') ~ ' * ' ~ qty8('basis_q') ~ ' - cast(basis_pq as decimal(38, 16))) * ' ~ qty8('open_q'),
+                notional_times(qty8('mark_price') ~ ' * ' ~ qty8('basis_q') ~ ' - basis_pq', 'open_q'),
                 qty8('basis_q')
             ) }}
         end as unrealized_pnl,

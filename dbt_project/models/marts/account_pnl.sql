@@ -1,0 +1,219 @@
+{{ config(post_hook="{{ add_index(['account_id', 'asset', 'income_date']) }}") }}
+
+-- SPEC §4.5: every income record of the account lands somewhere. Per account, asset and UTC
+-- day: the income of each type, what the strategy books hold of it, and the account-level rest.
+-- Natively per asset — nothing is converted, so the books of a BTC-margined contract count in
+-- BTC and a commission paid in BNB counts in BNB.
+--
+-- strategy_income is computed from the books, not from the income rows:
+--   + realizedPnl of every fill the books allocated, in its symbol's margin asset, on its day
+--   − commission of those fills, in the commission asset (signed: a maker rebate adds)
+--   + FUNDING_FEE shares of int_funding_allocations (every funding record is allocated)
+--   + INSURANCE_CLEAR / rebate / FEE_RETURN / DELIVERED_SETTELMENT shares of int_income_attributed
+-- account_level_income is the income no strategy position received: TRANSFER and every other
+-- type §4.5 leaves at account level, §4.5 income nobody could be given (e.g. a rebate on a day
+-- without commission), and fill income whose fill the books do not hold.
+-- The identity (dbt test assert_account_pnl_reconciles_income): per account and asset,
+-- Σ strategy_income + Σ account_level_income = Σ total_income exactly, over the fills from the
+-- account's first income record on (Binance serves trades for 6 months but income for 3: older
+-- fills have no income left to reconcile with; they are in `unreconciled_fill_income`).
+--
+-- Relation to strategy_positions (whose amounts are in the margin asset, converted where needed):
+-- realized_pnl there is measured from each strategy's own entry price, Binance's realizedPnl from
+-- the exchange's average entry; both agree per episode once it is closed (R4, R5), while it is
+-- open averaging moves PnL between strategies and their unrealized PnL. So, over the positions
+-- of margin asset A once their episodes are closed: Σ realized_pnl_net + Σ other_fees =
+-- strategy_income in A, when their other-asset commission and §4.5 income counted in A here.
+with income as (
+    select * from {{ ref('stg_binance__income') }}
+),
+
+allocations as (
+    select * from {{ ref('int_fill_allocations') }}
+),
+
+fills as (
+    select * from {{ ref('stg_binance__trades') }}
+),
+
+margin_assets as (
+    select * from {{ ref('int_margin_assets_resolved') }}
+),
+
+funding_shares as (
+    select account_id, tran_id, sum(funding_amount) as amount, count(*) as share_count
+    from {{ ref('int_funding_allocations') }}
+    group by account_id, tran_id
+),
+
+income_shares as (
+    select account_id, income_type, tran_id, asset, income_time_ms, sum(amount) as amount
+    from {{ ref('int_income_attributed') }}
+    group by account_id, income_type, tran_id, asset, income_time_ms
+),
+
+account_start as (
+    select account_id, min(income_time_ms) as first_income_ms
+    from income
+    group by account_id
+),
+
+allocated_fills as (
+    select distinct account_id, symbol, trade_id
+    from allocations
+),
+
+booked_fills as (
+    select
+        f.account_id,
+        f.symbol,
+        f.trade_id,
+        f.trade_time_ms,
+        f.realized_pnl,
+        f.commission,
+        f.commission_asset,
+        m.margin_asset,
+        case when f.trade_time_ms >= s.first_income_ms then 1 else 0 end as has_income_window
+    from fills as f
+    inner join allocated_fills as a
+        on f.account_id = a.account_id and f.symbol = a.symbol and f.trade_id = a.trade_id
+    left join margin_assets as m on f.symbol = m.symbol
+    left join account_start as s on f.account_id = s.account_id
+),
+
+fill_ledger as (
+    -- income rows of fills the books hold (REALIZED_PNL, COMMISSION carry the trade id)
+    select distinct
+        i.account_id,
+        i.income_type,
+        i.tran_id
+    from income as i
+    inner join booked_fills as b
+        on i.account_id = b.account_id
+        and i.symbol = b.symbol
+        and i.trade_id = {{ to_text('b.trade_id') }}
+    where i.income_type in ('REALIZED_PNL', 'COMMISSION')
+),
+
+strategy_amounts as (
+    select
+        account_id,
+        coalesce(margin_asset, '?') as asset,
+        {{ ms_to_day_no('trade_time_ms') }} as day_no,
+        case when has_income_window = 1 then realized_pnl else 0 end as strategy_amount,
+        case when has_income_window = 1 then 0 else realized_pnl end as unreconciled_amount
+    from booked_fills
+    union all
+    select
+        account_id,
+        commission_asset,
+        {{ ms_to_day_no('trade_time_ms') }},
+        case when has_income_window = 1 then -commission else 0 end,
+        case when has_income_window = 1 then 0 else -commission end
+    from booked_fills
+    where commission <> 0
+    union all
+    select i.account_id, i.asset, {{ ms_to_day_no('i.income_time_ms') }}, f.amount, 0
+    from income as i
+    inner join funding_shares as f on i.account_id = f.account_id and i.tran_id = f.tran_id
+    where i.income_type = 'FUNDING_FEE'
+    union all
+    select account_id, asset, {{ ms_to_day_no('income_time_ms') }}, amount, 0
+    from income_shares
+),
+
+classified as (
+    select
+        i.*,
+        {{ ms_to_day_no('i.income_time_ms') }} as day_no,
+        case
+            when l.tran_id is not null then 0
+            when i.income_type = 'FUNDING_FEE' and f.tran_id is not null then 0
+            when s.tran_id is not null then 0
+            else 1
+        end as is_account_level
+    from income as i
+    left join fill_ledger as l
+        on i.account_id = l.account_id and i.income_type = l.income_type and i.tran_id = l.tran_id
+    left join funding_shares as f
+        on i.income_type = 'FUNDING_FEE' and i.account_id = f.account_id and i.tran_id = f.tran_id
+    left join income_shares as s
+        on i.account_id = s.account_id and i.income_type = s.income_type and i.tran_id = s.tran_id
+),
+
+income_days as (
+    select
+        account_id,
+        asset,
+        day_no,
+        sum(case when income_type = 'REALIZED_PNL' then amount else 0 end) as realized_pnl,
+        sum(case when income_type = 'COMMISSION' then amount else 0 end) as commission,
+        sum(case when income_type = 'FUNDING_FEE' then amount else 0 end) as funding_fee,
+        sum(case when income_type = 'INSURANCE_CLEAR' then amount else 0 end) as insurance_clear,
+        sum(case when income_type = 'COMMISSION_REBATE' then amount else 0 end) as commission_rebate,
+        sum(case when income_type = 'API_REBATE' then amount else 0 end) as api_rebate,
+        sum(case when income_type = 'FEE_RETURN' then amount else 0 end) as fee_return,
+        sum(case when income_type = 'DELIVERED_SETTELMENT' then amount else 0 end) as delivered_settlement,
+        sum(case when income_type = 'TRANSFER' then amount else 0 end) as transfer,
+        sum(
+            case
+                when income_type in (
+                    'REALIZED_PNL', 'COMMISSION', 'FUNDING_FEE', 'INSURANCE_CLEAR', 'COMMISSION_REBATE',
+                    'API_REBATE', 'FEE_RETURN', 'DELIVERED_SETTELMENT', 'TRANSFER'
+                ) then 0
+                else amount
+            end
+        ) as other_types,
+        sum(amount) as total_income,
+        sum(case when is_account_level = 1 then amount else 0 end) as account_level_income,
+        count(*) as income_count
+    from classified
+    group by account_id, asset, day_no
+),
+
+strategy_days as (
+    select
+        account_id,
+        asset,
+        day_no,
+        sum(strategy_amount) as strategy_income,
+        sum(unreconciled_amount) as unreconciled_fill_income
+    from strategy_amounts
+    group by account_id, asset, day_no
+),
+
+grain as (
+    select account_id, asset, day_no from income_days
+    union
+    select account_id, asset, day_no from strategy_days
+),
+
+final as (
+    select
+        concat(g.account_id, ':', g.asset, ':', {{ to_text(day_no_to_date('g.day_no')) }}) as account_pnl_id,
+        g.account_id,
+        g.asset,
+        {{ day_no_to_date('g.day_no') }} as income_date,
+        {{ dec18('coalesce(i.realized_pnl, 0)') }} as realized_pnl,
+        {{ dec18('coalesce(i.commission, 0)') }} as commission,
+        {{ dec18('coalesce(i.funding_fee, 0)') }} as funding_fee,
+        {{ dec18('coalesce(i.insurance_clear, 0)') }} as insurance_clear,
+        {{ dec18('coalesce(i.commission_rebate, 0)') }} as commission_rebate,
+        {{ dec18('coalesce(i.api_rebate, 0)') }} as api_rebate,
+        {{ dec18('coalesce(i.fee_return, 0)') }} as fee_return,
+        {{ dec18('coalesce(i.delivered_settlement, 0)') }} as delivered_settlement,
+        {{ dec18('coalesce(i.transfer, 0)') }} as transfer,
+        {{ dec18('coalesce(i.other_types, 0)') }} as other_income_types,
+        {{ dec18('coalesce(i.total_income, 0)') }} as total_income,
+        {{ dec18('coalesce(s.strategy_income, 0)') }} as strategy_income,
+        {{ dec18('coalesce(i.account_level_income, 0)') }} as account_level_income,
+        {{ dec18('coalesce(s.unreconciled_fill_income, 0)') }} as unreconciled_fill_income,
+        coalesce(i.income_count, 0) as income_count
+    from grain as g
+    left join income_days as i
+        on g.account_id = i.account_id and g.asset = i.asset and g.day_no = i.day_no
+    left join strategy_days as s
+        on g.account_id = s.account_id and g.asset = s.asset and g.day_no = s.day_no
+)
+
+select * from final
