@@ -2,14 +2,16 @@
 -- an increasing leg moves avg = (|qty|·avg + q·p) / (|qty| + q), kept to 18 decimals;
 -- a reducing leg leaves avg and books (p − avg)·q·dir. The rule is a recurrence, so it
 -- is walked with a recursive CTE, all episodes advancing one leg per iteration.
--- Incremental by episode: only episodes whose legs changed are walked again.
+-- Incremental by episode: only episodes whose legs changed are walked again. A changed opening
+-- state (a newer snapshot, an earlier fill) changes the opening leg's quantity or price, or the
+-- running quantity of every leg after it, so its episode is walked again.
 {{ config(
     materialized='incremental',
     unique_key='exchange_position_id',
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
     pre_hook=[
         "{{ recursion_limit() }}",
-        "{{ delete_changed_episodes(ref('int_exchange_legs'), ['leg_id', 'exchange_position_id', 'leg_seq', 'leg_quantity', 'price']) }}",
+        "{{ delete_changed_episodes(ref('int_exchange_legs'), ['leg_id', 'exchange_position_id', 'leg_seq', 'leg_quantity', 'price', 'leg_qty_after']) }}",
     ],
     post_hook="{{ add_index(['leg_id']) }}",
 ) }}
@@ -65,6 +67,7 @@ final as (
         l.exchange_position_id,
         l.leg_seq,
         l.leg_quantity,
+        l.leg_qty_after,
         l.price,
         w.avg_after as avg_price_after,
         w.computed_pnl as computed_realized_pnl

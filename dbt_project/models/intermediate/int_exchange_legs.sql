@@ -1,6 +1,13 @@
 -- SPEC §4.1: the fills of each key in (time, id) order, split into legs. A fill that
 -- takes a one-way (BOTH) key across zero becomes a closing leg (old episode) and an
 -- opening leg (new episode). An episode starts with a leg that leaves flat.
+-- A key whose history starts mid-position (int_opening_states) starts with a synthetic
+-- opening leg: no trade (`is_opening` = 1, trade_id 0, leg_no 0, no order), |qty0| at avg0,
+-- realizedPnl and commission 0, at the time of the key's first fill — sorted before that
+-- fill, since Binance trade ids are positive — or at the snapshot's time for a key with
+-- no fill. The running quantity of the fills starts from qty0. Episodes, averages,
+-- allocations (role `opening`, to the bucket) and R2–R5 then need nothing else; R1 and the
+-- fee/income checks count fills, which the opening leg is not.
 {{ config(post_hook=[
     "{{ add_index(['account_id', 'exchange_position_key', 'episode_no', 'leg_seq']) }}",
     "{{ add_index(['leg_id']) }}",
@@ -10,15 +17,21 @@ with trades as (
     select * from {{ ref('stg_binance__trades') }}
 ),
 
+openings as (
+    select * from {{ ref('int_opening_states') }}
+),
+
 running as (
     select
-        *,
-        sum(signed_quantity) over (
-            partition by account_id, exchange_position_key
-            order by trade_time_ms, trade_id
+        t.*,
+        coalesce(o.opening_quantity, {{ dec18('0') }}) + sum(t.signed_quantity) over (
+            partition by t.account_id, t.exchange_position_key
+            order by t.trade_time_ms, t.trade_id
             rows between unbounded preceding and current row
         ) as qty_after_fill
-    from trades
+    from trades as t
+    left join openings as o
+        on t.account_id = o.account_id and t.exchange_position_key = o.exchange_position_key
 ),
 
 with_before as (
@@ -41,7 +54,8 @@ legs as (
         1 as leg_no,
         case when crosses_zero = 1 then abs(qty_before_fill) else quantity end as leg_quantity,
         qty_before_fill as leg_qty_before,
-        case when crosses_zero = 1 then {{ dec18('0') }} else qty_after_fill end as leg_qty_after
+        case when crosses_zero = 1 then {{ dec18('0') }} else qty_after_fill end as leg_qty_after,
+        0 as is_opening
     from with_before
     union all
     select
@@ -50,9 +64,23 @@ legs as (
         2 as leg_no,
         abs(qty_after_fill) as leg_quantity,
         {{ dec18('0') }} as leg_qty_before,
-        qty_after_fill as leg_qty_after
+        qty_after_fill as leg_qty_after,
+        0 as is_opening
     from with_before
     where crosses_zero = 1
+    union all
+    select
+        account_id, symbol, {{ to_int('0') }} as trade_id, null as order_id,
+        case when opening_quantity > 0 then 'BUY' else 'SELL' end as side,
+        position_side, exchange_position_key, opening_price as price, abs(opening_quantity) as quantity,
+        {{ dec18('0') }} as realized_pnl, {{ dec18('0') }} as commission, null as commission_asset,
+        opening_time_ms as trade_time_ms, opening_time as trade_time,
+        0 as leg_no,
+        abs(opening_quantity) as leg_quantity,
+        {{ dec18('0') }} as leg_qty_before,
+        opening_quantity as leg_qty_after,
+        1 as is_opening
+    from openings
 ),
 
 numbered as (
@@ -70,7 +98,10 @@ numbered as (
 
 final as (
     select
-        concat(account_id, ':', symbol, ':', {{ to_text('trade_id') }}, ':', {{ to_text('leg_no') }}) as leg_id,
+        case
+            when is_opening = 1 then concat(account_id, ':', exchange_position_key, ':opening')
+            else concat(account_id, ':', symbol, ':', {{ to_text('trade_id') }}, ':', {{ to_text('leg_no') }})
+        end as leg_id,
         account_id,
         symbol,
         trade_id,
@@ -98,6 +129,7 @@ final as (
         leg_qty_after,
         is_increasing,
         closes_episode,
+        is_opening,
         realized_pnl as fill_realized_pnl,
         commission as fill_commission,
         commission_asset,

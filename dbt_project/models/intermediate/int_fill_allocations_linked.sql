@@ -136,7 +136,7 @@ bucket_rows as (
         l.leg_quantity as quantity,
         0 as is_over_close
     from linked_legs as l
-    where l.link_role in ('liquidation', 'unlinked')
+    where l.link_role in ('liquidation', 'unlinked', 'opening')
     union all
     select
         o.leg_id,

@@ -1,5 +1,7 @@
 -- Each exchange leg with the §3.3 link of its order and the account's position mode.
 -- Links to signals that are unknown or not opening signals (buy/sell) count as unlinked.
+-- The opening leg of a key whose history starts mid-position (§4.1) has no order: role
+-- `opening`, to the bucket. Orders are matched on (account, symbol, orderId): ids are per symbol.
 {{ config(post_hook=[
     "{{ add_index(['leg_id']) }}",
     "{{ add_index(['strategy_position_id']) }}",
@@ -27,6 +29,7 @@ final as (
         coalesce(a.position_mode, case when l.position_side = 'BOTH' then 'one_way' else 'hedge' end) as position_mode,
         case when s.signal_id is not null then k.strategy_position_id end as strategy_position_id,
         case
+            when l.is_opening = 1 then 'opening'
             when k.link_role in ('entry', 'take_profit', 'stop_loss', 'close') and s.signal_id is null then 'unlinked'
             else coalesce(k.link_role, 'unlinked')
         end as link_role

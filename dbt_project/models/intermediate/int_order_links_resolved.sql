@@ -5,6 +5,10 @@
 --   1. explicit link by order id, by client order id, or by the client id of the algo
 --      order that triggered it;  2. the {signal_id}-{code} convention on clientOrderId
 --      or clientAlgoId, for known signals only;  3. liquidation ids;  4. unlinked.
+-- Order ids and algo ids are sequences per symbol (§3.2): the same number on two symbols is
+-- two orders. So an algo order names the order it placed by (account, symbol, actualOrderId),
+-- and an explicit link by order id matches `order:{SYMBOL}:{id}` on the order's symbol, or a
+-- symbol-less `order:{id}` only when the linked signal trades the order's symbol.
 with orders as (
     select * from {{ ref('stg_binance__orders') }}
 ),
@@ -22,7 +26,8 @@ links as (
 ),
 
 algo_orders as (
-    select distinct account_id, actual_order_id, client_algo_id
+    -- whatever its status (TRIGGERED, then FINISHED), an algo order names the same actualOrderId
+    select distinct account_id, symbol, actual_order_id, client_algo_id
     from {{ ref('stg_binance__algo_orders') }}
     where actual_order_id is not null
 ),
@@ -44,7 +49,7 @@ with_client_ids as (
     left join orders as o
         on ids.account_id = o.account_id and ids.symbol = o.symbol and ids.order_id = o.order_id
     left join algo_orders as a
-        on ids.account_id = a.account_id and ids.order_id = a.actual_order_id
+        on ids.account_id = a.account_id and ids.symbol = a.symbol and ids.order_id = a.actual_order_id
 ),
 
 parsed as (
@@ -74,8 +79,14 @@ candidates as (
         p.order_id,
         p.client_order_id,
         p.client_algo_id,
-        by_order.signal_id as explicit_order_signal,
-        by_order.role as explicit_order_role,
+        coalesce(
+            by_symbol_order.signal_id,
+            case when by_order_signal.symbol = p.symbol then by_order.signal_id end
+        ) as explicit_order_signal,
+        case
+            when by_symbol_order.signal_id is not null then by_symbol_order.role
+            when by_order_signal.symbol = p.symbol then by_order.role
+        end as explicit_order_role,
         by_client.signal_id as explicit_client_signal,
         by_client.role as explicit_client_role,
         by_algo.signal_id as explicit_algo_signal,
@@ -85,10 +96,15 @@ candidates as (
         algo_signal.signal_id as convention_algo_signal,
         p.algo_code
     from parsed as p
-    -- raw.order_links is keyed (account_id, link_ref) with link_ref 'order:{id}' or 'client:{id}':
-    -- joining on the key finds at most one row and lets MySQL/MariaDB use the primary key
+    -- raw.order_links is keyed (account_id, link_ref) with link_ref 'order:{SYMBOL}:{id}', 'order:{id}'
+    -- or 'client:{id}': joining on the key finds at most one row and lets MySQL/MariaDB use the primary key
+    left join links as by_symbol_order
+        on p.account_id = by_symbol_order.account_id
+        and by_symbol_order.link_ref = concat('order:', p.symbol, ':', {{ to_text('p.order_id') }})
     left join links as by_order
         on p.account_id = by_order.account_id and by_order.link_ref = concat('order:', {{ to_text('p.order_id') }})
+    left join signals as by_order_signal
+        on by_order.signal_id = by_order_signal.signal_id and by_order.account_id = by_order_signal.account_id
     left join links as by_client
         on p.account_id = by_client.account_id and by_client.link_ref = concat('client:', p.client_order_id)
     left join links as by_algo

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
     pre_hook="{{ delete_changed_episodes(ref('int_fill_allocations'), [
         'allocation_id', 'exchange_position_id', 'strategy_position_id', 'role', 'allocation_type', 'quantity',
-        'commission', 'binance_realized_pnl', 'effective_time_ms'
+        'commission', 'binance_realized_pnl', 'effective_time_ms', 'price'
     ]) }}",
 ) }}
 

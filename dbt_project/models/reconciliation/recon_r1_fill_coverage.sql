@@ -1,7 +1,9 @@
 -- SPEC §5 R1 (fail), coverage: every fill's allocations sum to the fill's quantity, and no
 -- allocation exists without a fill. The fills are the raw facts (staging view over raw), the
 -- allocations are the books (fct_fill_allocations), so a fill ingested after the last
--- transform, or removed from raw since, shows up here too. Tolerance 1e-9.
+-- transform, or removed from raw since, shows up here too. Tolerance 1e-9. The opening
+-- allocation of a key whose history starts mid-position (role `opening`, SPEC §4.1) is no
+-- fill's allocation and is not counted.
 -- (No FULL OUTER JOIN: MySQL has none, so the two directions are a union.)
 with fills as (
     select * from {{ ref('stg_binance__trades') }}
@@ -19,6 +21,7 @@ allocated as (
         sum(quantity) as allocated_quantity,
         count(*) as allocation_count
     from allocations
+    where role <> 'opening'
     group by account_id, symbol, trade_id
 ),
 

@@ -3,10 +3,20 @@
 -- open, `entryPrice` with our average entry price (tolerance 1e-6 relative: Binance shows
 -- it to 8 decimals). Our side is the state after the key's last fill at or before the
 -- snapshot time, which is the current episode whenever the snapshot was taken after the last
--- ingested fill. positionRisk reports flat keys as zero rows; a key with fills that the
--- account's snapshots never mention counts as flat at the account's latest snapshot.
-with snapshots as (
-    select * from {{ ref('stg_binance__position_snapshots') }}
+-- ingested fill. The reference per key (int_position_references): its latest snapshot, or flat
+-- at the account's latest snapshot for a key with fills that the snapshots never name (v3 lists
+-- only symbols with a position or open orders). `positionAmt` is compared signed (−|amt| on
+-- SHORT). Our state includes the key's opening state (SPEC §4.1, its opening leg) when the
+-- ingested history starts mid-position.
+with reference as (
+    select
+        account_id,
+        exchange_position_key,
+        snapshot_time_ms,
+        signed_amount as position_amount,
+        entry_price,
+        source
+    from {{ ref('int_position_references') }}
 ),
 
 legs as (
@@ -15,56 +25,6 @@ legs as (
 
 averages as (
     select * from {{ ref('int_exchange_leg_averages') }}
-),
-
-latest_per_key as (
-    select account_id, exchange_position_key, max(snapshot_time_ms) as snapshot_time_ms
-    from snapshots
-    group by account_id, exchange_position_key
-),
-
-latest_per_account as (
-    select account_id, max(snapshot_time_ms) as snapshot_time_ms
-    from snapshots
-    group by account_id
-),
-
-latest_snapshots as (
-    select s.*
-    from snapshots as s
-    inner join latest_per_key as l
-        on s.account_id = l.account_id
-        and s.exchange_position_key = l.exchange_position_key
-        and s.snapshot_time_ms = l.snapshot_time_ms
-),
-
-fill_keys as (
-    select distinct account_id, exchange_position_key from legs
-),
-
-reference as (
-    -- the exchange's word per key: its latest snapshot, or flat when the account's snapshots never named it
-    select
-        account_id,
-        exchange_position_key,
-        snapshot_time_ms,
-        position_amount,
-        entry_price,
-        'positionRisk' as source
-    from latest_snapshots
-    union all
-    select
-        k.account_id,
-        k.exchange_position_key,
-        a.snapshot_time_ms,
-        {{ dec18('0') }} as position_amount,
-        {{ dec18('0') }} as entry_price,
-        'absent from positionRisk' as source
-    from fill_keys as k
-    inner join latest_per_account as a on k.account_id = a.account_id
-    left join latest_per_key as l
-        on k.account_id = l.account_id and k.exchange_position_key = l.exchange_position_key
-    where l.exchange_position_key is null
 ),
 
 legs_until_snapshot as (
@@ -82,7 +42,8 @@ legs_until_snapshot as (
     inner join legs as l
         on r.account_id = l.account_id
         and r.exchange_position_key = l.exchange_position_key
-        and l.trade_time_ms <= r.snapshot_time_ms
+        -- the opening state held before the first fill, even when the snapshot predates that fill
+        and (l.trade_time_ms <= r.snapshot_time_ms or l.is_opening = 1)
     inner join averages as a on l.leg_id = a.leg_id
 ),
 
