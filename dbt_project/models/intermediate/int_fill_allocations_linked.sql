@@ -10,7 +10,11 @@
 --     its exits never exceed its entries; in hedge mode an exit outside the episode the
 --     position entered in is wholly an over-close;
 --   * liquidations, unlinked legs and over-close excess → the episode's bucket
---     `unattributed:{exchange_position_id}` (increasing legs add, reducing legs subtract).
+--     `unattributed:{exchange_position_id}` (increasing legs add, reducing legs subtract);
+--   * the opening leg of a key whose history starts mid-position (§4.1) → the bucket of
+--     episode 1 with role `opening`: |qty0| at avg0, an entry.
+-- A signal whose entry fills all predate the history has no entry leg, hence no episode: each
+-- linked exit of it is ineligible below, wholly an over-close in the bucket (§4.1, §4.2).
 -- The cap is a running clamp: allocated_k = X_k + min(0, min_{j≤k}(E_j − X_j)), with E the
 -- entries and X the exit demand so far, which needs only window functions.
 with linked_legs as (
