@@ -849,17 +849,19 @@ class SandboxServer:
         return sorted(out.items())
 
     def _build_exchange_symbols(self) -> list[dict[str, Any]]:
-        """exchangeInfo ``symbols[]``: the replay's ``symbols.jsonl`` objects verbatim, plus a generated
-        entry for every other perpetual the paper exchange lists and every other symbol in the data.
+        """exchangeInfo ``symbols[]``: the replay's ``symbols.jsonl`` objects verbatim when it has one, plus
+        a generated entry for every other symbol the data (or, without ``symbols.jsonl``, the paper
+        exchange's instrument list) knows.
 
-        Like a real exchange, it lists more than the account trades: a symbol of the paper exchange
-        that the replay never touched is a valid symbol with no records, not ``-1121``."""
+        With ``symbols.jsonl`` the replay states what this exchange lists, so a paper-exchange instrument
+        it leaves out is not listed (``-1121``), as ingestion's tests of that file expect."""
         infos = self.data.symbol_infos
-        names = set(INSTRUMENTS) | set(self.data.symbols)
-        unlisted = sorted(set(self.data.symbols) - set(infos) - set(INSTRUMENTS))
-        if infos and unlisted:
-            log.warning("symbols.jsonl lists no exchange info for %s; serving generated entries", unlisted)
-        return [infos[sym] if sym in infos else _generated_symbol_info(sym) for sym in sorted(names)]
+        names = set(self.data.symbols) if infos else set(INSTRUMENTS) | set(self.data.symbols)
+        missing = sorted(names - set(infos))
+        if infos and missing:
+            log.warning("%s lists no exchange info for %s; serving generated entries", "symbols.jsonl", missing)
+        out = [infos[sym] if sym in infos else _generated_symbol_info(sym) for sym in sorted(names)]
+        return out
 
     # -- endpoints -----------------------------------------------------------------------------------
 

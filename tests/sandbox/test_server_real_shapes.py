@@ -23,7 +23,6 @@ import pytest
 import requests
 from binance.exceptions import BinanceAPIException
 
-from sandbox.instruments import INSTRUMENTS, exchange_info_symbol
 from sandbox.server import SandboxServer, ServerConfig, make_client
 
 KEY, SECRET = "shape-key", "shape-secret"
@@ -666,11 +665,9 @@ def test_exchange_info_serves_symbols_jsonl(client) -> None:
         assert symbols[expected["symbol"]] == expected  # verbatim, extra fields included
     assert symbols["BTCUSDT_261225"]["contractType"] == "CURRENT_QUARTER"
     assert symbols["ETHBTC"]["marginAsset"] == "BTC"
-    # A symbol with data but no symbols.jsonl line gets a generated entry, and so does every perpetual
-    # of the paper exchange (an exchange lists more than the account trades).
-    assert set(symbols) == {s["symbol"] for s in SYMBOL_INFOS} | {"1000PEPEUSDT"} | set(INSTRUMENTS)
+    # A symbol with data but no symbols.jsonl line gets a generated entry; nothing else is listed.
+    assert set(symbols) == {s["symbol"] for s in SYMBOL_INFOS} | {"1000PEPEUSDT"}
     assert symbols["1000PEPEUSDT"]["marginAsset"] == "USDT"
-    assert symbols["TRXUSDT"] == exchange_info_symbol(INSTRUMENTS["TRXUSDT"])
     assert [a["asset"] for a in info["assets"]] == ["BTC", "USDT"]
 
 
@@ -681,9 +678,8 @@ def test_quarterly_and_btc_margined_symbols_are_valid_everywhere(client) -> None
         assert client.futures_get_all_orders(symbol=symbol) == []
         assert client.futures_get_all_orders(symbol=symbol, conditional=True) == []
         assert client.futures_income_history(symbol=symbol) == []
-    # TRXUSDT is listed by the paper exchange but never traded here: valid, and empty.
-    assert client.futures_account_trades(symbol="TRXUSDT") == []
-    assert _api_error(client.futures_account_trades, symbol="FOOUSDT").code == -1121
+    # TRXUSDT is a paper-exchange instrument, but this exchange's symbols.jsonl does not list it.
+    assert _api_error(client.futures_account_trades, symbol="TRXUSDT").code == -1121
 
 
 def test_generated_exchange_info_without_symbols_jsonl(tmp_path: Path) -> None:
