@@ -994,7 +994,10 @@ class SandboxServer:
                 delta = Decimal(0)
                 for i in later:
                     rec = json.loads(self.data.read(INCOME_FILE, store.offs[i], store.lens[i]))
-                    delta += Decimal(str(rec["income"]))
+                    try:
+                        delta += Decimal(str(rec.get("income")))
+                    except InvalidOperation:
+                        log.warning("income tranId %s has no decimal amount; not in the balance", rec.get("tranId"))
                 for name in ("balance", "crossWalletBalance"):
                     if name in row:
                         row[name] = format(Decimal(str(row[name])) + delta, "f")
