@@ -52,7 +52,6 @@ from sandbox.jsonl import EXACT, JsonlWriter, dec, dumps, q8, q18
 
 EXIT_ROLES = ("take_profit", "stop_loss", "close")
 ROLE_REASON = {"take_profit": "take_profit", "stop_loss": "stop_loss", "close": "manual"}
-QUOTE_ASSET = "USDT"
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,6 @@ class _Opening:
     direction: int
     bucket: PositionBook
     increases: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # (q, p) of increasing legs
-    start_abs: Decimal = ZERO
     resolved: bool = False
     avg0: Decimal | None = None
 
@@ -294,7 +292,7 @@ class GroundTruth:
         bucket.entry_q += abs(qty0)
         bucket.entry_time = fill.time if at is None else at
         self._track_open(bucket)
-        opening = _Opening(key, abs(qty0), direction, bucket, start_abs=abs(qty0))
+        opening = _Opening(key, abs(qty0), direction, bucket)
         self.openings[key] = opening
         return opening
 
