@@ -597,10 +597,14 @@ class PaperAccount:
         """A transfer between the spot and the futures wallet (TRANSFER income, account-level, SPEC §4.5)."""
         self._income("", "TRANSFER", amount, asset, time, None)
 
-    def insurance_clear(self, order: Order, time: int, rate: Decimal = INSURANCE_CLEAR_RATE) -> Decimal:
-        """The liquidation clearance fee of a liquidation order (INSURANCE_CLEAR, negative, margin asset)."""
-        with localcontext(EXACT):
-            amount = -q8(order.cum_quote * rate)
+    def insurance_clear(
+        self, order: Order, time: int, rate: Decimal = INSURANCE_CLEAR_RATE, amount: Decimal | None = None
+    ) -> Decimal:
+        """The liquidation clearance fee of a liquidation order (INSURANCE_CLEAR, negative, margin asset):
+        ``rate`` × the order's notional unless ``amount`` is given."""
+        if amount is None:
+            with localcontext(EXACT):
+                amount = -q8(order.cum_quote * rate)
         self._income(order.symbol, "INSURANCE_CLEAR", amount, instrument(order.symbol).margin_asset, time, None)
         if self.served(time):
             self.books.on_insurance_clear(order.symbol, order.order_id, amount, time)

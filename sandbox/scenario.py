@@ -140,16 +140,8 @@ class Scenario:
         self._fill_all(order, fills, t, maker, commission_rate, bnb_price)
         self.account.finish_order(order, "FILLED", t + len(fills))
         if insurance_clear is not None:
-            amount = D(insurance_clear)
-            self.account._income(symbol, "INSURANCE_CLEAR", amount, self.account_margin(symbol), t + len(fills), None)
-            if self.account.served(t + len(fills)):
-                self.account.books.on_insurance_clear(symbol, order.order_id, amount, t + len(fills))
+            self.account.insurance_clear(order, t + len(fills), amount=D(insurance_clear))
         return order.order_id
-
-    def account_margin(self, symbol: str) -> str:
-        from sandbox.instruments import instrument
-
-        return instrument(symbol).margin_asset
 
     def _fill_all(self, order, fills, t: int, maker: bool, commission_rate, bnb_price) -> None:
         account = self.account
