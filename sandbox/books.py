@@ -25,9 +25,10 @@ Rounding conventions (also in the README):
   only served fills; a key whose Binance quantity before its first served fill is not
   zero opens episode 1 with an opening allocation of |qty0| to its bucket at that fill's
   time. avg0 is recovered from Binance's rounded realizedPnl of the opening episode's
-  first reducing fill, ``q18(p − realizedPnl/(q·dir))``, then walked back over the
-  increases before it, ``q18((|qty_after|·avg − q·p)/|qty_before|)`` per step; without a
-  reducing fill the latest snapshot's ``entryPrice`` is walked back the same way. A key
+  first reducing fill k, ``avg_k = q18(p − realizedPnl/(q·dir))`` (q: the quantity it
+  reduced), then walked back over the increases before it in one step,
+  ``avg0 = q18((|Q_k|·avg_k − Σ q_i·p_i)/|qty0|)`` (as dbt's int_opening_states); without
+  a reducing fill the latest snapshot's ``entryPrice`` is walked back the same way. A key
   with a position in the latest snapshot and no served fill is an open episode of just
   its opening allocation, at that snapshot's time and entryPrice. Funding on a symbol
   none of whose served positions is open yet stays account-level.
@@ -299,12 +300,10 @@ class GroundTruth:
     def _resolve_opening(self, opening: _Opening, avg_after: Decimal) -> None:
         """Walk the average at the first reducing fill (or the snapshot's) back over the increases."""
         with localcontext(EXACT):
+            # one step: |Q_k|·avg_k = |qty0|·avg0 + Σ q_i·p_i over the increases before fill k
             qty_after = opening.qty0 + sum((q for q, _ in opening.increases), ZERO)
-            avg = avg_after
-            for q, p in reversed(opening.increases):
-                before = qty_after - q
-                avg = q18((qty_after * avg - q * p) / before)
-                qty_after = before
+            notional = sum((q * p for q, p in opening.increases), ZERO)
+            avg = q18((qty_after * avg_after - notional) / opening.qty0)
             opening.bucket.entry_pq += opening.qty0 * avg
         opening.resolved = True
         opening.avg0 = avg
