@@ -352,7 +352,7 @@ class GroundTruth:
 
     def on_delivery(self, symbol: str, amount: Decimal, time: int) -> None:
         """DELIVERED_SETTELMENT: the positions open on the contract just before delivery, by |open quantity|."""
-        weights = {p.id: p.open for p in self.open_by_symbol.get(symbol, {}).values()}
+        weights = {p.id: abs(p.open) for p in self.open_by_symbol.get(symbol, {}).values()}
         shares = split_pro_rata(amount, weights)
         if not shares:
             self.unallocated.append(("DELIVERED_SETTELMENT", symbol, amount, time))
