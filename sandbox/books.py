@@ -590,11 +590,14 @@ class GroundTruth:
         self.open_by_symbol.get(pos.symbol, {}).pop(pos.id, None)
         if pos.signal_id:
             self.signals.pop(pos.signal_id, None)
-        if pos.is_unattributed and pos.entry_q == 0 and pos.exit_q == 0 and pos.funding == 0:
+        if pos.is_unattributed and self._empty(pos):
             return  # a bucket whose every allocation was re-allocated holds nothing to report
         self._closed.write(self.record(pos, mark=None))
         if pos.id in self.other_income:
             self._income_written[pos.id] = self.other_income[pos.id]
+
+    def _empty(self, pos: PositionBook) -> bool:
+        return pos.entry_q == 0 and pos.exit_q == 0 and pos.funding == 0 and not self.other_income.get(pos.id)
 
     def record(self, pos: PositionBook, mark: Decimal | None) -> dict:
         """The §4.3 row of one position; ``mark`` None leaves mark_price to :meth:`finish`."""
@@ -713,7 +716,7 @@ class GroundTruth:
                         out.write(row)
                         n += 1
             for pos in sorted(self.live.values(), key=lambda p: p.id):
-                if pos.entry_q == 0 and pos.exit_q == 0 and pos.funding == 0:
+                if self._empty(pos):
                     continue  # a bucket whose every allocation was re-allocated
                 out.write(self.record(pos, marks.get(pos.symbol)))
                 n += 1

@@ -232,10 +232,12 @@ def test_insurance_clear_and_quarterly_delivery(tmp_path):
     s.transfer("USDT", "250", at=30)
     # BTCUSDT_260110 is delivered at 2026-01-10 08:00 UTC = 9 days 8 h after the start
     delivery = 9 * 86400 + 8 * 3600
-    s.signal("Q1", "carry", "BTCUSDT_260110", "buy", "0.002", at=86400)
-    s.trade("Q1-en", "BTCUSDT_260110", "BUY", ("0.002", "45000"), at=86401)
+    s.signal("Q1", "carry", "BTCUSDT_260110", "buy", "0.003", at=86400)
+    s.trade("Q1-en", "BTCUSDT_260110", "BUY", ("0.003", "45000"), at=86401)
     s.signal("Q2", "basis", "BTCUSDT_260110", "sell", "0.001", at=86402)
     s.trade("Q2-en", "BTCUSDT_260110", "SELL", ("0.001", "45500"), at=86403)
+    # a manual sell in the UI: the LONG bucket holds −0.001 (the key 0.002)
+    s.trade("web_q", "BTCUSDT_260110", "SELL", ("0.001", "45800"), at=86404, position_side="LONG")
     s.snapshot(at=86500)
     s.deliver("BTCUSDT_260110", "46000", at=delivery)
     s.finish(at=delivery + 60)
@@ -243,7 +245,7 @@ def test_insurance_clear_and_quarterly_delivery(tmp_path):
     income = load(tmp_path, "income.jsonl")
     clear = [i for i in income if i["incomeType"] == "INSURANCE_CLEAR"]
     assert [(i["income"], i["time"]) for i in clear] == [("-2.00000000", s.at(20) + 1)]
-    # delivery fee: −(0.002 + 0.001)·46000·0.0001 = −0.0138
+    # delivery fee on the keys: −(0.002 + 0.001)·46000·0.0001 = −0.0138
     settle = [i for i in income if i["incomeType"] == "DELIVERED_SETTELMENT"]
     assert [(i["symbol"], i["income"], i["time"]) for i in settle] == [
         ("BTCUSDT_260110", "-0.01380000", s.at(delivery))
@@ -255,14 +257,26 @@ def test_insurance_clear_and_quarterly_delivery(tmp_path):
     rows = rows_by_id(tmp_path)
     # INSURANCE_CLEAR by the liquidation fill's allocations: LA 1/4·(−2) = −0.5, LB −1.5
     assert (D(rows["LA"]["other_income"]), D(rows["LB"]["other_income"])) == (D("-0.5"), D("-1.5"))
-    # delivery fee by |open quantity| just before: Q1 0.002/0.003·(−0.0138) = −0.0092, Q2 −0.0046
-    assert (D(rows["Q1"]["other_income"]), D(rows["Q2"]["other_income"])) == (D("-0.0092"), D("-0.0046"))
-    # the settlement fills close them like a liquidation: Q1 (46000 − 45000)·0.002 = 2, Q2 −(46000 − 45500)·0.001
-    assert (rows["Q1"]["close_reason"], D(rows["Q1"]["realized_pnl"])) == ("liquidation", D(2))
+    # delivery fee by |open quantity| just before (Q1 0.003, Q2 0.001, the LONG bucket |−0.001|; total
+    # 0.005): Q1 −0.0138·3/5 = −0.00828, Q2 −0.00276, the bucket (last by id) −0.0138 + 0.01104 = −0.00276
+    assert (D(rows["Q1"]["other_income"]), D(rows["Q2"]["other_income"])) == (D("-0.00828"), D("-0.00276"))
+    bucket = rows["unattributed:default:BTCUSDT_260110_LONG:1"]
+    assert D(bucket["other_income"]) == D("-0.00276")
+    # the settlement (SELL 0.002 @ 46000) flattens the LONG key: the episode-end rule gives Q1 the pool
+    # (web_q 0.001 @ 45800 and the settlement's 0.002), the bucket keeps no quantity but its income share
+    assert (D(bucket["entry_quantity"]), D(bucket["exit_quantity"]), D(bucket["realized_pnl_net"])) == (
+        0,
+        0,
+        D("-0.00276"),
+    )
+    # Q1: (45800 − 45000)·0.001 + (46000 − 45000)·0.002 = 2.8, closed "external" (the pool holds a manual
+    # fill, not only liquidation fills); Q2: −(46000 − 45500)·0.001 = −0.5, closed by the settlement
+    assert (rows["Q1"]["close_reason"], D(rows["Q1"]["realized_pnl"])) == ("external", D("2.8"))
     assert (rows["Q2"]["close_reason"], D(rows["Q2"]["realized_pnl"])) == ("liquidation", D("-0.5"))
-    assert D(rows["Q1"]["fees"]) == D("0.045")  # the entry's 90·0.0005; settlement fills carry no commission
-    # Q1 net: 2 − 0.045 − 0 + 0 − 0.0092 = 1.9458
-    assert D(rows["Q1"]["realized_pnl_net"]) == D("1.9458")
+    # Q1 fees: its entry 135·0.0005 = 0.0675 plus web_q's 45.8·0.0005 = 0.0229 it took over; the
+    # settlement fills carry no commission. Net: 2.8 − 0.0904 − 0 + 0 − 0.00828 = 2.70132
+    assert D(rows["Q1"]["fees"]) == D("0.0904")
+    assert D(rows["Q1"]["realized_pnl_net"]) == D("2.70132")
     assert balance_moves_by_income(tmp_path) == 2 * 3  # USDT, BNB, BTC between three snapshots
     usdt = [b for b in load(tmp_path, "balances.jsonl") if b["asset"] == "USDT"]
     assert D(usdt[1]["balance"]) - D(usdt[0]["balance"]) != 0
