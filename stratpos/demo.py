@@ -4,7 +4,8 @@
 2. serve it as a fake Binance API on loopback;
 3. run the real Airflow DAG ``stratpos_hourly`` once with ``dag.test()`` (SQLite metadata DB)
    into DuckDB: ingestion through python-binance, dbt through Cosmos, reconciliation;
-4. print the strategy leaderboard and the reconciliation status;
+4. print the strategy leaderboard (per margin asset: amounts of different assets are never
+   added) and the reconciliation status;
 5. write a self-contained HTML report.
 
 ``fetch_all`` (a python-binance read of the whole account) is kept for the round-trip test.
@@ -61,31 +62,55 @@ def fetch_all(client, symbols: list[str], start_ms: int, end_ms: int) -> dict[st
     return dict(counts)
 
 
+STABLE_ASSETS = ("USDT", "USDC", "BUSD", "FDUSD")
+
+
+def _amount(value: Decimal, asset: str) -> str:
+    """An amount with its asset: cents for stablecoins, up to 8 decimals (satoshis) otherwise."""
+    if asset in STABLE_ASSETS:
+        return f"{value:,.2f} {asset}"
+    text = f"{value:,.8f}".rstrip("0").rstrip(".")
+    return f"{'0' if text in ('-0', '') else text} {asset}"
+
+
 def leaderboard(rows: list[dict]) -> Table:
-    """Per-strategy summary of marts.strategy_positions rows (exact Decimal sums)."""
-    stats: dict[str, dict] = defaultdict(lambda: defaultdict(Decimal))
+    """Per-strategy and margin-asset summary of marts.strategy_positions rows (exact Decimal sums).
+
+    Amounts are in the contracts' margin asset (USDT, BTC …) and never added across assets: a
+    strategy trading USDT- and BTC-margined contracts gets a line per asset, each labelled.
+    """
+    stats: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(Decimal))
     for r in rows:
-        s = stats[r["strategy_id"]]
+        asset = r.get("margin_asset") or f"unknown:{r['symbol']}"
+        s = stats[(r["strategy_id"], asset)]
         s["positions"] += 1
-        net = Decimal(str(r["realized_pnl_net"]))
-        s["net"] += net
+        if r["realized_pnl_net"] is None:  # an other-asset fee or income without a conversion price
+            s["unpriced"] += 1
+            net = None
+        else:
+            net = Decimal(str(r["realized_pnl_net"]))
+            s["net"] += net
         s["unrealized"] += Decimal(str(r["unrealized_pnl"] or 0))
         if r["status"] == "closed":
-            s["wins" if net > 0 else "losses" if net < 0 else "even"] += 1
+            if net is not None:
+                s["wins" if net > 0 else "losses" if net < 0 else "even"] += 1
             s[r["close_reason"]] += 1
-    table = Table(title="Strategy leaderboard (marts.strategy_positions)")
-    for col in ("strategy", "positions", "win rate", "TP", "SL", "manual", "external", "liq.", "net PnL", "unrealized"):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
-    for name, s in sorted(stats.items(), key=lambda kv: -kv[1]["net"]):
+    table = Table(title="Strategy leaderboard per margin asset (marts.strategy_positions)")
+    columns = ("strategy", "asset", "positions", "win rate", "TP", "SL", "manual", "external", "liq.")
+    for col in (*columns, "net PnL", "unrealized"):
+        table.add_column(col, justify="left" if col in ("strategy", "asset") else "right")
+    order = sorted(stats.items(), key=lambda kv: (kv[0][1] != "USDT", kv[0][1], -kv[1]["net"], kv[0][0]))
+    for (name, asset), s in order:
         decided = s["wins"] + s["losses"]
         rate = f"{s['wins'] / decided:.0%}" if decided else "-"
         table.add_row(
             name,
+            asset,
             str(int(s["positions"])),
             rate,
             *(str(int(s[k])) for k in ("take_profit", "stop_loss", "manual", "external", "liquidation")),
-            f"{s['net']:.2f}",
-            f"{s['unrealized']:.2f}",
+            _amount(s["net"], asset) + (f" ({int(s['unpriced'])} unpriced)" if s["unpriced"] else ""),
+            _amount(s["unrealized"], asset),
         )
     return table
 

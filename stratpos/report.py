@@ -5,6 +5,11 @@ inline and every chart is an inline SVG built here, so the file can be mailed, a
 or opened offline. Sections: KPIs, the strategy leaderboard, equity curves, TP/SL/…
 outcomes, attribution of the largest shared positions and the latest reconciliation.
 
+Money is per margin asset (SPEC §4.3: a position's amounts are in its contract's margin asset,
+USDT for BTCUSDT, BTC for ETHBTC): every amount on the page is labelled with its asset, KPIs,
+leaderboards and equity curves are drawn once per asset, and nothing adds two assets. Counts
+(positions, wins, close reasons) are asset-free and stay per strategy.
+
 Money stays :class:`~decimal.Decimal` from the warehouse to the page: totals are Decimal
 sums (under a wide context, so they are exact) and only formatting rounds them, to two
 decimals. Floats appear only as pixel coordinates of chart marks.
@@ -61,6 +66,7 @@ STRATEGY_PALETTE = (
 BUCKET_COLOUR = "#8a8f98"
 DEFAULT_OUT = PROJECT_ROOT / "warehouse" / "report.html"
 _CENT = Decimal("0.01")
+_SATOSHI = Decimal("0.00000001")
 ZERO = Decimal(0)
 
 
@@ -180,14 +186,23 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _money(value) -> str:
+STABLE_ASSETS = frozenset({"USDT", "USDC", "BUSD", "FDUSD"})
+
+
+def _step(asset: str | None) -> Decimal:
+    """Display precision of an amount: cents for USD stablecoins, 8 places (a satoshi) for other assets."""
+    return _CENT if asset is None or asset in STABLE_ASSETS else _SATOSHI
+
+
+def _money(value, asset: str | None = None) -> str:
     d = _dec(value)
     if d is None:
         return "—"
-    q = d.quantize(_CENT, rounding=ROUND_HALF_UP)
+    step = _step(asset)
+    q = d.quantize(step, rounding=ROUND_HALF_UP)
     if q == 0:
         q = abs(q)  # never "-0.00"
-    return f"{q:,.2f}"
+    return f"{q:,.{-step.as_tuple().exponent}f}"
 
 
 def _num(value, places: int = 8) -> str:
@@ -212,17 +227,18 @@ def _exact(value) -> str:
     return str(value) if d is None else f"{d.normalize():f}"
 
 
-def _sign_class(value) -> str:
+def _sign_class(value, asset: str | None = None) -> str:
     d = _dec(value)
     if d is None:
         return ""
-    q = d.quantize(_CENT, rounding=ROUND_HALF_UP)
+    q = d.quantize(_step(asset), rounding=ROUND_HALF_UP)
     return "pos" if q > 0 else "neg" if q < 0 else ""
 
 
-def _money_td(value) -> str:
-    cls = _sign_class(value)
-    return f'<td class="{cls}">{_money(value)}</td>' if cls else f"<td>{_money(value)}</td>"
+def _money_td(value, asset: str | None = None) -> str:
+    cls = _sign_class(value, asset)
+    text = _money(value, asset)
+    return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
 
 
 def _pct(num: int, den: int) -> str:
@@ -236,9 +252,14 @@ def _colours(strategies: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _quote_asset(symbols: Iterable[str]) -> str:
-    suffixes = {next((q for q in ("USDT", "USDC", "BUSD") if s.endswith(q)), "") for s in symbols}
-    return suffixes.pop() if len(suffixes) == 1 and "" not in suffixes else "quote"
+def _asset_label(margin_asset, symbol: str) -> str:
+    """The margin asset a position's amounts are in; a symbol no source names stays apart."""
+    return str(margin_asset) if margin_asset else f"unknown:{symbol}"
+
+
+def _asset_order(assets: Iterable[str]) -> list[str]:
+    """USDT first (the usual book), then the others alphabetically, unknown ones last."""
+    return sorted(set(assets), key=lambda a: (a != "USDT", a.startswith("unknown:"), a))
 
 
 # --------------------------------------------------------------------------- data
@@ -247,45 +268,65 @@ class _Position:
     strategy_position_id: str
     strategy_id: str
     symbol: str
+    margin_asset: str
     status: str
     close_reason: str | None
     exit_ms: int | None
     entry_ms: int | None
     realized_pnl: Decimal
-    realized_pnl_net: Decimal
+    realized_pnl_net: Decimal | None  # None: an other-asset fee or income had no conversion price
     fees: Decimal
+    other_fees: Decimal | None
     funding_fees: Decimal
+    other_income: Decimal | None
     open_quantity: Decimal
     unrealized_pnl: Decimal
 
 
 @dataclass
 class _LeaderRow:
+    """One strategy's (or the bucket's, or the total's) figures in one margin asset.
+
+    With ``asset`` None the row counts positions of every asset and adds no amounts (the
+    money fields stay 0): close reasons and win rates are asset-free.
+    """
+
     strategy_id: str
+    asset: str | None = None
     positions: int = 0
     closed: int = 0
     wins: int = 0
     losses: int = 0
+    unpriced: int = 0
     net: Decimal = ZERO
     fees: Decimal = ZERO
+    other_fees: Decimal = ZERO
     funding: Decimal = ZERO
+    other_income: Decimal = ZERO
     open_positions: int = 0
     unrealized: Decimal = ZERO
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, p: _Position) -> None:
         self.positions += 1
-        self.net += p.realized_pnl_net
-        self.fees += p.fees
-        self.funding += p.funding_fees
-        self.unrealized += p.unrealized_pnl
+        if p.realized_pnl_net is None:
+            self.unpriced += 1  # its net is unknown: counted, but added to no sum
+        if self.asset is not None:
+            if p.margin_asset != self.asset:
+                raise ValueError(f"a {p.margin_asset} position added to a {self.asset} row")
+            self.net += p.realized_pnl_net or ZERO
+            self.fees += p.fees
+            self.other_fees += p.other_fees or ZERO
+            self.funding += p.funding_fees
+            self.other_income += p.other_income or ZERO
+            self.unrealized += p.unrealized_pnl
         if p.open_quantity != 0:
             self.open_positions += 1
         if p.status == "closed":
             self.closed += 1
-            if p.realized_pnl_net > 0:
+            if p.realized_pnl_net is not None and p.realized_pnl_net > 0:
                 self.wins += 1
-            elif p.realized_pnl_net < 0:
+            elif p.realized_pnl_net is not None and p.realized_pnl_net < 0:
                 self.losses += 1
             if p.close_reason:
                 self.reasons[p.close_reason] = self.reasons.get(p.close_reason, 0) + 1
@@ -296,23 +337,26 @@ def _load_positions(db: _Reader) -> list[_Position] | None:
     if not db.columns("marts", "strategy_positions"):
         return None
     rows = db.rows(
-        "select strategy_position_id, strategy_id, symbol, status, close_reason, entry_time, exit_time, "
-        "realized_pnl, realized_pnl_net, fees, funding_fees, open_quantity, unrealized_pnl "
-        f"from {db.name('marts', 'strategy_positions')}"
+        "select strategy_position_id, strategy_id, symbol, margin_asset, status, close_reason, entry_time, "
+        "exit_time, realized_pnl, realized_pnl_net, fees, other_fees, funding_fees, other_income, open_quantity, "
+        f"unrealized_pnl from {db.name('marts', 'strategy_positions')}"
     )
     return [
         _Position(
             strategy_position_id=str(r["strategy_position_id"]),
             strategy_id=str(r["strategy_id"]),
             symbol=str(r["symbol"]),
+            margin_asset=_asset_label(r["margin_asset"], str(r["symbol"])),
             status=str(r["status"]),
             close_reason=r["close_reason"],
             exit_ms=_ms(r["exit_time"]),
             entry_ms=_ms(r["entry_time"]),
             realized_pnl=_dec(r["realized_pnl"]) or ZERO,
-            realized_pnl_net=_dec(r["realized_pnl_net"]) or ZERO,
+            realized_pnl_net=_dec(r["realized_pnl_net"]),
             fees=_dec(r["fees"]) or ZERO,
+            other_fees=_dec(r["other_fees"]),
             funding_fees=_dec(r["funding_fees"]) or ZERO,
+            other_income=_dec(r["other_income"]),
             open_quantity=_dec(r["open_quantity"]) or ZERO,
             unrealized_pnl=_dec(r["unrealized_pnl"]) or ZERO,
         )
@@ -320,19 +364,35 @@ def _load_positions(db: _Reader) -> list[_Position] | None:
     ]
 
 
-def _leaderboard(positions: list[_Position]) -> tuple[list[_LeaderRow], _LeaderRow | None]:
-    """Strategies by net realized PnL (best first), and the bucket row apart."""
+def _leaderboard(positions: list[_Position], asset: str | None) -> tuple[list[_LeaderRow], _LeaderRow | None]:
+    """Strategies by net realized PnL (best first), and the bucket row apart.
+
+    ``positions`` are those of margin ``asset``; with ``asset`` None the rows are counts only
+    (positions of every asset, no amounts), ordered by strategy id.
+    """
     by_strategy: dict[str, _LeaderRow] = {}
     for p in positions:
-        by_strategy.setdefault(p.strategy_id, _LeaderRow(p.strategy_id)).add(p)
+        by_strategy.setdefault(p.strategy_id, _LeaderRow(p.strategy_id, asset)).add(p)
     bucket = by_strategy.pop(BUCKET, None)
     rows = sorted(by_strategy.values(), key=lambda r: (-r.net, r.strategy_id))
     return rows, bucket
 
 
+def _by_asset(positions: list[_Position]) -> dict[str, list[_Position]]:
+    """Positions per margin asset, USDT first."""
+    out: dict[str, list[_Position]] = {a: [] for a in _asset_order(p.margin_asset for p in positions)}
+    for p in positions:
+        out[p.margin_asset].append(p)
+    return out
+
+
 def _equity_series(positions: list[_Position]) -> dict[str, list[tuple[int, Decimal]]]:
-    """Cumulative realized_pnl_net per strategy at each exit_time (positions with exits only)."""
-    exits = sorted((p for p in positions if p.exit_ms is not None), key=lambda p: (p.exit_ms, p.strategy_position_id))
+    """Cumulative realized_pnl_net per strategy at each exit_time (positions of one margin asset with
+    exits and a known net)."""
+    exits = sorted(
+        (p for p in positions if p.exit_ms is not None and p.realized_pnl_net is not None),
+        key=lambda p: (p.exit_ms, p.strategy_position_id),
+    )
     series: dict[str, list[tuple[int, Decimal]]] = defaultdict(list)
     running: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for p in exits:
@@ -502,10 +562,11 @@ def _f(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
 
 
-def _svg_open(kind: str, width: int, height: int, label: str) -> str:
+def _svg_open(kind: str, width: int, height: int, label: str, asset: str | None = None) -> str:
+    tag = f' data-asset="{_e(asset)}"' if asset else ""
     return (
-        f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{_e(label)}">'
+        f'<svg class="chart" data-chart="{kind}"{tag} viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{_e(label)}">'
     )
 
 
@@ -551,7 +612,7 @@ def _equity_svg(series: dict[str, list[tuple[int, Decimal]]], colours: dict[str,
     def y(v: float) -> float:
         return top + (y_hi - v) / (y_hi - y_lo) * plot_h
 
-    out = [_svg_open("equity", width, height, "cumulative net realized PnL per strategy")]
+    out = [_svg_open("equity", width, height, f"cumulative net realized PnL per strategy in {asset}", asset)]
     out.append(f'<rect class="plot-bg" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>')
     for v in yt:
         cls = "zero" if abs(v) < 1e-12 else "grid"
@@ -583,7 +644,7 @@ def _equity_svg(series: dict[str, list[tuple[int, Decimal]]], colours: dict[str,
         final = series[name][-1][1]
         out.append(
             f'<path class="line" d="{_step_path(pts, x(t1))}" stroke="{colours[name]}"{dash}>'
-            f"<title>{_e(name)}: {_money(final)} {_e(asset)} after {len(series[name])} exits</title></path>"
+            f"<title>{_e(name)}: {_money(final, asset)} {_e(asset)} after {len(series[name])} exits</title></path>"
         )
     lx, ly = left + plot_w + 24, top + 8
     out.append(f'<text class="legend-title" x="{lx}" y="{ly}">strategy · final</text>')
@@ -593,8 +654,8 @@ def _equity_svg(series: dict[str, list[tuple[int, Decimal]]], colours: dict[str,
         out.append(
             f'<path class="legend-line" d="M{lx},{yy - 4}h22" stroke="{colours[name]}"{dash}/>'
             f'<text class="legend" x="{lx + 30}" y="{yy}">{_e(name)}</text>'
-            f'<text class="legend-value {_sign_class(series[name][-1][1])}" x="{width - 8}" y="{yy}" '
-            f'text-anchor="end">{_money(series[name][-1][1])}</text>'
+            f'<text class="legend-value {_sign_class(series[name][-1][1], asset)}" x="{width - 8}" y="{yy}" '
+            f'text-anchor="end">{_money(series[name][-1][1], asset)} {_e(asset)}</text>'
         )
     out.append("</svg>")
     return "".join(out)
@@ -684,7 +745,9 @@ def _attribution_svg(episode: _Episode, colours: dict[str, str], asset: str) -> 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * plot_w
 
-    out = [_svg_open("attribution", width, height, "attributed vs Binance realized PnL per strategy")]
+    out = [
+        _svg_open("attribution", width, height, f"attributed vs Binance realized PnL per strategy in {asset}", asset)
+    ]
     out.append(
         f'<rect class="key" x="{left}" y="8" width="12" height="12" rx="2" fill="#5b6474"/>'
         f'<text class="legend" x="{left + 18}" y="18">attributed (own entry)</text>'
@@ -716,73 +779,116 @@ def _attribution_svg(episode: _Episode, colours: dict[str, str], asset: str) -> 
             out.append(
                 f'<rect class="bar" x="{_f(x0)}" y="{_f(gy + j * (bar_h + 2))}" width="{_f(max(x1 - x0, 1))}" '
                 f'height="{bar_h}" fill="{colour}" stroke="{colour}"{pale}>'
-                f"<title>{_e(name)} · {kind}: {_money(value)} {_e(asset)}</title></rect>"
+                f"<title>{_e(name)} · {kind}: {_money(value, asset)} {_e(asset)}</title></rect>"
             )
     out.append("</svg>")
     return "".join(out)
 
 
 # --------------------------------------------------------------------------- sections
-def _kpis(total: _LeaderRow, strategy_positions: int, episodes: int | None, asset: str) -> str:
-    cards = [
-        ("net realized PnL", _money(total.net), _sign_class(total.net)),
-        ("unrealized PnL", _money(total.unrealized), _sign_class(total.unrealized)),
-        ("fees", _money(total.fees), ""),
-        ("funding", _money(total.funding), ""),
-        ("strategy positions", f"{strategy_positions:,}", ""),
-        ("win rate", _pct(total.wins, total.wins + total.losses), ""),
-    ]
-    if episodes is not None:
-        cards.insert(5, ("exchange episodes", f"{episodes:,}", ""))
+def _kpi_grid(cards: list[tuple[str, str, str]], asset: str | None = None) -> str:
     body = "".join(
         f'<div class="kpi"><div class="label">{_e(label)}</div><div class="value {cls}">{value}</div></div>'
         for label, value, cls in cards
     )
-    return f'<div class="kpis" style="grid-template-columns:repeat({len(cards)},1fr)">{body}</div>' + (
-        f'<p class="note">Amounts in {_e(asset)}, account totals (the unattributed bucket included); win rate = '
-        "wins / (wins + losses) of closed positions by net realized PnL.</p>"
+    tag = f' data-asset="{_e(asset)}"' if asset else ""
+    return f'<div class="kpis"{tag} style="grid-template-columns:repeat({len(cards)},1fr)">{body}</div>'
+
+
+def _kpis(totals: dict[str, _LeaderRow], counts: _LeaderRow, strategy_positions: int, episodes: int | None) -> str:
+    """Asset-free counts once, then one line of money cards per margin asset (never added across assets)."""
+    cards = [
+        ("strategy positions", f"{strategy_positions:,}", ""),
+        ("win rate", _pct(counts.wins, counts.wins + counts.losses), ""),
+        ("margin assets", _e(", ".join(totals)), ""),
+    ]
+    if episodes is not None:
+        cards.insert(1, ("exchange episodes", f"{episodes:,}", ""))
+    out = [_kpi_grid(cards)]
+    for asset, t in totals.items():
+        amounts = (
+            ("net realized PnL", t.net, True),
+            ("unrealized PnL", t.unrealized, True),
+            ("fees", t.fees, False),
+            ("other fees", t.other_fees, False),
+            ("funding", t.funding, True),
+            ("other income", t.other_income, True),
+        )
+        cards = [
+            (f"{label} · {asset}", f"{_money(v, asset)} {_e(asset)}", _sign_class(v, asset) if signed else "")
+            for label, v, signed in amounts
+        ]
+        out.append(_kpi_grid(cards, asset))
+    unpriced = sum(t.unpriced for t in totals.values())
+    note = (
+        '<p class="note">Account totals (the unattributed bucket included), one line per margin asset: '
+        "amounts in different assets are never added. Other fees = commission paid in another asset (BNB …) "
+        "converted to the margin asset at the fill minute's close; other income = insurance clearance, rebates, "
+        "fee returns and delivery settlements attributed to positions. Win rate = wins / (wins + losses) of "
+        "closed positions by net realized PnL, over all assets (a count).</p>"
     )
+    if unpriced:
+        note += (
+            f'<p class="note">{unpriced:,} position(s) have no net PnL yet: a fee or income in another asset '
+            "had no conversion price (see R8). They are counted, but left out of the amounts.</p>"
+        )
+    return "".join(out) + note
 
 
 def _leader_cells(r: _LeaderRow, colour: str | None) -> str:
+    a = r.asset
     swatch = f'<span class="swatch" style="background:{colour}"></span>' if colour else ""
     return (
         f'<td class="name">{swatch}{_e(r.strategy_id)}</td>'
         f"<td>{r.positions:,}</td><td>{r.closed:,}</td><td>{_pct(r.wins, r.wins + r.losses)}</td>"
-        f"{_money_td(r.net)}<td>{_money(r.fees)}</td>{_money_td(r.funding)}"
-        f"<td>{r.open_positions:,}</td>{_money_td(r.unrealized)}"
+        f"{_money_td(r.net, a)}<td>{_money(r.fees, a)}</td><td>{_money(r.other_fees, a)}</td>"
+        f"{_money_td(r.funding, a)}{_money_td(r.other_income, a)}<td>{r.open_positions:,}</td>"
+        f"{_money_td(r.unrealized, a)}"
     )
 
 
 def _leaderboard_section(
-    rows: list[_LeaderRow], bucket: _LeaderRow | None, total: _LeaderRow, colours: dict[str, str]
+    rows: list[_LeaderRow], bucket: _LeaderRow | None, total: _LeaderRow, colours: dict[str, str], asset: str
 ) -> str:
+    """The leaderboard of one margin asset: every amount column is in ``asset``."""
+    a = _e(asset)
     head = (
         '<thead><tr><th class="name">strategy</th><th>positions</th><th>closed</th><th>win rate</th>'
-        "<th>net realized PnL</th><th>fees</th><th>funding</th><th>open positions</th><th>unrealized PnL</th>"
-        "</tr></thead>"
+        f"<th>net realized PnL ({a})</th><th>fees ({a})</th><th>other fees ({a})</th><th>funding ({a})</th>"
+        f"<th>other income ({a})</th><th>open positions</th><th>unrealized PnL ({a})</th></tr></thead>"
     )
     body = "".join(
-        f'<tr data-strategy="{_e(r.strategy_id)}">{_leader_cells(r, colours[r.strategy_id])}</tr>' for r in rows
+        f'<tr data-strategy="{_e(r.strategy_id)}" data-asset="{a}">{_leader_cells(r, colours[r.strategy_id])}</tr>'
+        for r in rows
     )
-    parts = [f'<table class="leaderboard">{head}<tbody>{body}</tbody>']
+    parts = [
+        f'<h3 class="asset">{a}-margined</h3><table class="leaderboard" data-asset="{a}">{head}<tbody>{body}</tbody>'
+    ]
     if bucket is not None:
         parts.append(
-            f'<tbody class="bucket"><tr data-strategy="{BUCKET}">{_leader_cells(bucket, BUCKET_COLOUR)}</tr></tbody>'
+            f'<tbody class="bucket"><tr data-strategy="{BUCKET}" data-asset="{a}">'
+            f"{_leader_cells(bucket, BUCKET_COLOUR)}</tr></tbody>"
         )
     parts.append(f'<tfoot><tr class="total">{_leader_cells(total, None)}</tr></tfoot></table>')
     return "".join(parts)
 
 
-def _equity_section(positions: list[_Position], colours: dict[str, str], asset: str) -> str:
-    series = _equity_series(positions)
-    if not series:
+def _equity_section(by_asset: dict[str, list[_Position]], colours: dict[str, str]) -> str:
+    charts = []
+    for asset, positions in by_asset.items():
+        series = _equity_series(positions)
+        if series:
+            charts.append(
+                f'<h3 class="asset">{_e(asset)}-margined</h3>'
+                f'<div class="chart-wrap">{_equity_svg(series, colours, asset)}</div>'
+            )
+    if not charts:
         return '<p class="empty">No exits yet: the curves start with the first closed or partly closed position.</p>'
-    return (
-        f'<div class="chart-wrap">{_equity_svg(series, colours, asset)}</div>'
-        '<p class="note">Each step is one position\'s net realized PnL (realized − fees + funding) at its last exit; '
-        "partly closed positions count with what they realized so far. The dashed line is the unattributed "
-        "bucket. Fees and funding of positions without exits are in the leaderboard, not on the curves.</p>"
+    return "".join(charts) + (
+        '<p class="note">One chart per margin asset. Each step is one position\'s net realized PnL (realized − fees '
+        "− other fees + funding + other income) at its last exit; partly closed positions count with what they "
+        "realized so far. The dashed line is the unattributed bucket. Fees and funding of positions without exits "
+        "are in the leaderboard, not on the curves.</p>"
     )
 
 
@@ -811,6 +917,7 @@ def _outcomes_section(rows: list[_LeaderRow], bucket: _LeaderRow | None, colours
 
 
 def _episode_block(ep: _Episode, colours: dict[str, str], asset: str) -> str:
+    """One shared episode; it trades one symbol, so every amount is in that symbol's margin ``asset``."""
     e = ep.row
     status = str(e["status"])
     opened = _utc(_ms(e["opened_at"]))
@@ -822,7 +929,7 @@ def _episode_block(ep: _Episode, colours: dict[str, str], asset: str) -> str:
     meta = (
         f"{when} · peak quantity {_num(e['peak_quantity'])} · "
         f"average entry {_num(e['weighted_avg_price'], 4)} · {int(e['total_contributions'])} contributions · "
-        f"fees {_money(e['fees'])}"
+        f"fees {_money(e['fees'], asset)} {asset}"
     )
     rows = []
     for a in ep.strategies:
@@ -831,7 +938,8 @@ def _episode_block(ep: _Episode, colours: dict[str, str], asset: str) -> str:
         rows.append(
             f'<tr><td class="name"><span class="swatch" style="background:{colour}">'
             f"</span>{_e(a['strategy_id'])}</td><td>{a['positions']}</td><td>{_num(a['quantity'])}</td>"
-            f"<td>{_num(a['entry_price'], 4)}</td>{_money_td(a['pnl'])}{_money_td(a['binance'])}{_money_td(gap)}</tr>"
+            f"<td>{_num(a['entry_price'], 4)}</td>{_money_td(a['pnl'], asset)}"
+            f"{_money_td(a['binance'], asset)}{_money_td(gap, asset)}</tr>"
         )
     attributed_total = _dsum(a["pnl"] for a in ep.strategies)
     if ep.bucket_pnl is not None or ep.rest_binance != 0:
@@ -839,20 +947,21 @@ def _episode_block(ep: _Episode, colours: dict[str, str], asset: str) -> str:
         attributed_total += bucket_pnl
         rows.append(
             f'<tr class="bucket"><td class="name"><span class="swatch" style="background:{BUCKET_COLOUR}"></span>'
-            f"{BUCKET}</td><td></td><td></td><td></td>{_money_td(bucket_pnl)}{_money_td(ep.rest_binance)}"
-            f"{_money_td(bucket_pnl - ep.rest_binance)}</tr>"
+            f"{BUCKET}</td><td></td><td></td><td></td>{_money_td(bucket_pnl, asset)}"
+            f"{_money_td(ep.rest_binance, asset)}{_money_td(bucket_pnl - ep.rest_binance, asset)}</tr>"
         )
     binance_total = _dec(e["realized_pnl"]) or ZERO
     foot = (
-        f'<tfoot><tr><td class="name">episode</td><td></td><td></td><td></td>{_money_td(attributed_total)}'
-        f"{_money_td(binance_total)}{_money_td(attributed_total - binance_total)}</tr></tfoot>"
+        f'<tfoot><tr><td class="name">episode</td><td></td><td></td><td></td>{_money_td(attributed_total, asset)}'
+        f"{_money_td(binance_total, asset)}{_money_td(attributed_total - binance_total, asset)}</tr></tfoot>"
     )
     table = (
         '<table class="compact"><thead><tr><th class="name">strategy</th><th>positions</th><th>quantity</th>'
-        "<th>entry VWAP</th><th>attributed PnL</th><th>Binance PnL</th><th>gap</th></tr></thead>"
+        f"<th>entry VWAP</th><th>attributed PnL ({_e(asset)})</th><th>Binance PnL ({_e(asset)})</th>"
+        f"<th>gap ({_e(asset)})</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody>{foot}</table>"
     )
-    title = f"{e['symbol']} {e['side']} · episode {e['episode_no']}"
+    title = f"{e['symbol']} {e['side']} · episode {e['episode_no']} · {asset}"
     return (
         f'<div class="episode" data-episode="{_e(e["exchange_position_id"])}">'
         f'<h3>{_e(title)} <span class="badge {"passed" if status == "closed" else "open"}">{_e(status)}</span></h3>'
@@ -861,7 +970,10 @@ def _episode_block(ep: _Episode, colours: dict[str, str], asset: str) -> str:
     )
 
 
-def _attribution_section(episodes: list[_Episode] | None, colours: dict[str, str], asset: str, top: int) -> str:
+def _attribution_section(
+    episodes: list[_Episode] | None, colours: dict[str, str], assets: dict[str, str], top: int
+) -> str:
+    """``assets``: symbol → margin asset (the label of each episode's amounts)."""
     if not episodes:
         return '<p class="empty">No exchange position has been shared by two or more strategy positions yet.</p>'
     intro = (
@@ -871,7 +983,9 @@ def _attribution_section(episodes: list[_Episode] | None, colours: dict[str, str
         "position's average entry. The gap is what averaging moved between strategies; once an episode is closed "
         "the two totals agree.</p>"
     )
-    return intro + "".join(_episode_block(ep, colours, asset) for ep in episodes)
+    return intro + "".join(
+        _episode_block(ep, colours, assets.get(str(ep.row["symbol"]), f"unknown:{ep.row['symbol']}")) for ep in episodes
+    )
 
 
 def _reconciliation_section(validation: dict | None, source: str) -> str:
@@ -939,6 +1053,7 @@ header .sub{color:var(--muted);margin:0}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:18px 0}
 section>h2{font-size:17px;margin:0 0 10px}
 h3{font-size:15px;margin:0 0 2px}
+h3.asset{margin:14px 0 6px;color:var(--muted)}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);font-weight:600;text-align:right;
 border-bottom:2px solid var(--line);padding:6px 10px;white-space:nowrap}
@@ -1057,7 +1172,8 @@ def _render(
 ) -> str:
     all_positions = positions or []
     colours = _colours(p.strategy_id for p in all_positions)
-    asset = _quote_asset(p.symbol for p in all_positions) if all_positions else "USDT"
+    by_asset = _by_asset(all_positions)
+    symbol_assets = {p.symbol: p.margin_asset for p in all_positions}
     times = [t for p in all_positions for t in (p.entry_ms, p.exit_ms) if t is not None]
     span = f"{_utc(min(times))} → {_utc(max(times))} UTC · " if times else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -1070,28 +1186,36 @@ def _render(
             f'<p class="empty">No positions yet{_e(missing)}.</p></section>'
         )
     else:
-        rows, bucket = _leaderboard(all_positions)
-        total = _LeaderRow("account total")
+        # counts (positions, win rate, close reasons) are asset-free: over all positions
+        rows, bucket = _leaderboard(all_positions, None)
+        counts = _LeaderRow("account total")
         for p in all_positions:
-            total.add(p)
+            counts.add(p)
         strategy_positions = sum(r.positions for r in rows)
-        sections.append(_kpis(total, strategy_positions, episode_count, asset))
+        boards, totals = [], {}
+        for asset, positions_in in by_asset.items():
+            asset_rows, asset_bucket = _leaderboard(positions_in, asset)
+            total = totals[asset] = _LeaderRow(f"{asset} total", asset)
+            for p in positions_in:
+                total.add(p)
+            boards.append(_leaderboard_section(asset_rows, asset_bucket, total, colours, asset))
+        sections.append(_kpis(totals, counts, strategy_positions, episode_count))
         sections.append(
             '<section id="leaderboard"><h2>Strategy leaderboard</h2>'
-            f"{_leaderboard_section(rows, bucket, total, colours)}"
-            '<p class="note">Closed = every entry exited; open positions = positions still holding quantity. '
-            "The unattributed row is the bucket: liquidations, manual trades and other bots' fills (SPEC §4.2).</p>"
+            + "".join(boards)
+            + '<p class="note">One table per margin asset: a strategy trading contracts of several margin assets '
+            "has a row in each, and amounts of different assets are never added. Closed = every entry exited; open "
+            "positions = positions still holding quantity. The unattributed row is the bucket: liquidations, manual "
+            "trades and other bots' fills (SPEC §4.2).</p>"
             "</section>"
         )
-        sections.append(
-            f'<section id="equity"><h2>Equity curves</h2>{_equity_section(all_positions, colours, asset)}</section>'
-        )
+        sections.append(f'<section id="equity"><h2>Equity curves</h2>{_equity_section(by_asset, colours)}</section>')
         sections.append(
             f'<section id="outcomes"><h2>How positions closed</h2>{_outcomes_section(rows, bucket, colours)}</section>'
         )
         sections.append(
             '<section id="attribution"><h2>Attribution of the largest shared positions</h2>'
-            f"{_attribution_section(episodes, colours, asset, top_shared)}</section>"
+            f"{_attribution_section(episodes, colours, symbol_assets, top_shared)}</section>"
         )
     if validation is not None:
         validation = {**validation, "from_argument": True}

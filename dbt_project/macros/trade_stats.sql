@@ -4,7 +4,10 @@
 
   trade_stats_sums(): aggregates, for a SELECT … GROUP BY over strategy_positions.
   trade_stats_ratios(): the published columns, selected from the CTE holding those sums.
-  Trades are closed positions; wins/losses/breakevens by the sign of realized_pnl_net.
+  Trades are closed positions; wins/losses/breakevens by the sign of realized_pnl_net (a
+  position whose other fees or income had no conversion price has no realized_pnl_net: it is
+  counted in unpriced_positions, in no outcome, and left out of the money sums).
+  Money is summed as is: the caller groups by margin_asset, so no sum adds two assets.
 -#}
 {% macro trade_stats_sums() -%}
     count(*) as positions_total,
@@ -14,6 +17,7 @@
     count(case when status = 'closed' and realized_pnl_net > 0 then 1 end) as wins,
     count(case when status = 'closed' and realized_pnl_net < 0 then 1 end) as losses,
     count(case when status = 'closed' and realized_pnl_net = 0 then 1 end) as breakevens,
+    count(case when realized_pnl_net is null then 1 end) as unpriced_positions,
     sum(case when status = 'closed' and realized_pnl_net > 0 then realized_pnl_net else 0 end) as gross_profit_sum,
     sum(case when status = 'closed' and realized_pnl_net < 0 then realized_pnl_net else 0 end) as gross_loss_sum,
     sum(case when status = 'closed' then realized_pnl_net else 0 end) as closed_net_sum,
@@ -21,7 +25,9 @@
     min(case when status = 'closed' then realized_pnl_net end) as worst_trade_sum,
     sum(realized_pnl) as realized_pnl_sum,
     sum(fees) as fees_sum,
+    sum(other_fees) as other_fees_sum,
     sum(funding_fees) as funding_fees_sum,
+    sum(other_income) as other_income_sum,
     sum(realized_pnl_net) as realized_pnl_net_sum,
     sum(unrealized_pnl) as unrealized_pnl_sum,
     sum(case when status = 'closed' then holding_seconds end) as holding_sum,
@@ -36,6 +42,7 @@
     wins,
     losses,
     breakevens,
+    unpriced_positions,
     {{ safe_div('wins', 'wins + losses', 18) }} as win_rate,
     {{ dec18('gross_profit_sum') }} as gross_profit,
     {{ dec18('gross_loss_sum') }} as gross_loss,
@@ -51,7 +58,9 @@
     {{ dec18('worst_trade_sum') }} as worst_trade_pnl,
     {{ dec18('realized_pnl_sum') }} as realized_pnl,
     {{ dec18('fees_sum') }} as fees,
+    {{ dec18('other_fees_sum') }} as other_fees,
     {{ dec18('funding_fees_sum') }} as funding_fees,
+    {{ dec18('other_income_sum') }} as other_income,
     {{ dec18('realized_pnl_net_sum') }} as realized_pnl_net,
     {{ dec18('closed_net_sum') }} as closed_realized_pnl_net,
     {{ safe_div('holding_sum', 'holding_n', 18) }} as avg_holding_seconds,

@@ -4,7 +4,9 @@ One hedge-mode account over four UTC days (2026-01-01 … 01-04), five strategie
 the edge cases:
 
 - ``strat_a``: wins and losses (W W L L L W by exit time) and a partial position;
-- ``strat_b``: a single winning trade (SPEC §4.4's worked example with ``strat_a``);
+- ``strat_b``: a single winning trade in USDT (SPEC §4.4's worked example with ``strat_a``), and
+  three trades of ``ETHBTC``, margined in BTC (a win with a BTC commission rebate, a loss and an
+  open position paying funding) — two margin assets the marts must keep apart;
 - ``oneshot``: a single losing SHORT trade, partly filled, one day only;
 - ``steady``: no losses — two wins and a breakeven — with an idle day between trading days,
   and a signal that never filled;
@@ -12,7 +14,9 @@ the edge cases:
 - plus manual UI trades (an unattributed bucket that must stay out of every strategy mart).
 
 Fees are Binance's taker 0.05 % of the notional in USDT, except where the account pays them
-in BNB (then a position's quote-asset fees are 0). Expected values are in the comments.
+in BNB: 90 % of that at a BNBUSDT close of 250 (the paper exchange writes the minute's kline),
+so the position's USDT ``fees`` are 0 and its ``other_fees`` = 0.00045·notional, converted
+back at that close. Expected values are in the comments.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ from tests.marts.warehouses import build, module_warehouse
 DAY = 86_400
 HOUR = 3_600
 STRATEGIES = {"strat_a", "strat_b", "oneshot", "steady", "holder"}
+BNB_CLOSE = "250"  # BNB fees: notional·0.0005·0.9 / 250 BNB, exact to 8 places; back in USDT 0.00045·notional
 
 
 def _xrp_trade(s: Scenario, sid: str, at: float, qty: str, exit_code: str, exit_qty: str, exit_price: str) -> None:
-    """strat_a on XRPUSDT_LONG: signal at ``at``, entry @0.5 one second later, exit one hour after the signal."""
+    """strat_a on XRPUSDT_LONG: signal at ``at``, entry @0.5 one second later, exit one hour after the signal;
+    fees paid in BNB at a BNBUSDT close of 250."""
     s.signal(sid, "strat_a", "XRPUSDT", "buy", qty, at=at)
-    s.trade(f"{sid}-en", "XRPUSDT", "BUY", (qty, "0.5"), at=at + 1)
-    s.trade(f"{sid}-{exit_code}", "XRPUSDT", "SELL", (exit_qty, exit_price), at=at + HOUR)
+    s.trade(f"{sid}-en", "XRPUSDT", "BUY", (qty, "0.5"), at=at + 1, bnb_price=BNB_CLOSE)
+    s.trade(f"{sid}-{exit_code}", "XRPUSDT", "SELL", (exit_qty, exit_price), at=at + HOUR, bnb_price=BNB_CLOSE)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +66,22 @@ def replay(tmp_path_factory) -> Path:
     s.trade("web_m1", "DOGEUSDT", "BUY", ("100", "0.1"), at=12 * HOUR, position_side="LONG")
     s.trade("web_m2", "DOGEUSDT", "SELL", ("100", "0.12"), at=13 * HOUR, position_side="LONG")
 
+    # ---- strat_b on ETHBTC, margined in BTC: every amount below is BTC (taker fee 0.05 % in BTC)
+    # XB1 1 @0.05 → 0.055 (day 1): realized 0.005, fees 0.000025 + 0.0000275, a COMMISSION_REBATE of
+    # 0.00001 BTC that day goes to it (the day's only BTC commission): net 0.0049575, held 7199 s
+    s.signal("XB1", "strat_b", "ETHBTC", "buy", "1", at=DAY + 3 * HOUR, price="0.05")
+    s.trade("XB1-en", "ETHBTC", "BUY", ("1", "0.05"), at=DAY + 3 * HOUR + 1)
+    s.trade("XB1-tp", "ETHBTC", "SELL", ("1", "0.055"), at=DAY + 5 * HOUR)
+    s.rebate("COMMISSION_REBATE", "BTC", "0.00001", at=DAY + 23 * HOUR)
+    # XB2 2 @0.05 (signal price 0.0499) → 0.048 (day 2): realized −0.004, fees 0.00005 + 0.000048, net −0.004098
+    s.signal("XB2", "strat_b", "ETHBTC", "buy", "2", at=2 * DAY + 3 * HOUR, price="0.0499")
+    s.trade("XB2-en", "ETHBTC", "BUY", ("2", "0.05"), at=2 * DAY + 3 * HOUR + 1)
+    s.trade("XB2-sl", "ETHBTC", "SELL", ("2", "0.048"), at=2 * DAY + 4 * HOUR)
+    # XB3 1 @0.05 (day 3), open: fee 0.000025, funding −1·0.05·0.0001 = −0.000005, mark 0.052 → unrealized 0.002
+    s.signal("XB3", "strat_b", "ETHBTC", "buy", "1", at=3 * DAY + HOUR)
+    s.trade("XB3-en", "ETHBTC", "BUY", ("1", "0.05"), at=3 * DAY + HOUR + 1)
+    s.funding("ETHBTC", "0.0001", "0.05", at=3 * DAY + 8 * HOUR)
+
     # ---- day 1 (2026-01-02): steady and holder idle
     # OS1 (oneshot) SHORT: signal 10 @20, 8 filled @20.1 1.5 s later, stop-loss @21 at 23:59:59.999
     # realized (21 − 20.1)·8·−1 = −7.2, fees (160.8 + 168)·0.0005 = 0.1644, net −7.3644,
@@ -67,10 +89,9 @@ def replay(tmp_path_factory) -> Path:
     s.signal("OS1", "oneshot", "SOLUSDT", "sell", "10", at=DAY + 2 * HOUR, price="20")
     s.trade("OS1-en", "SOLUSDT", "SELL", ("8", "20.1"), at=DAY + 2 * HOUR + 1.5)
     s.trade("OS1-sl", "SOLUSDT", "BUY", ("8", "21"), at=2 * DAY - 0.001)
-    s.account.pay_fees_in_bnb = True  # strat_a's XRP trades: no quote-asset fees, net = realized
-    _xrp_trade(s, "A2", DAY + 4 * HOUR, "100", "tp", "100", "0.55")  # +5, held 3599 s
-    _xrp_trade(s, "A3", DAY + 6 * HOUR, "100", "sl", "100", "0.48")  # −2
-    s.account.pay_fees_in_bnb = False
+    # strat_a's XRP trades pay their fees in BNB: other_fees = 0.00045·notional
+    _xrp_trade(s, "A2", DAY + 4 * HOUR, "100", "tp", "100", "0.55")  # +5 − (50 + 55)·0.00045 = 4.95275, 3599 s
+    _xrp_trade(s, "A3", DAY + 6 * HOUR, "100", "sl", "100", "0.48")  # −2 − (50 + 48)·0.00045 = −2.0441
 
     # ---- day 2 (2026-01-03)
     # ST2 (steady) 2 @100 → 105: realized 10, fees 0.1 + 0.105 = 0.205, net 9.795, held 3600 s
@@ -80,23 +101,23 @@ def replay(tmp_path_factory) -> Path:
     # HO2 (holder) 2 @310 at its signal price, 1 s later: fee 0.31, stays open
     s.signal("HO2", "holder", "BNBUSDT", "buy", "2", at=2 * DAY + 4 * HOUR, price="310")
     s.trade("HO2-en", "BNBUSDT", "BUY", ("2", "310"), at=2 * DAY + 4 * HOUR + 1)
-    s.account.pay_fees_in_bnb = True
-    _xrp_trade(s, "A4", 2 * DAY + 6 * HOUR, "100", "sl", "100", "0.47")  # −3
-    _xrp_trade(s, "A5", 2 * DAY + 8 * HOUR, "100", "cl", "100", "0.49")  # −1, manual close
+    _xrp_trade(s, "A4", 2 * DAY + 6 * HOUR, "100", "sl", "100", "0.47")  # −3 − 97·0.00045 = −3.04365
+    _xrp_trade(s, "A5", 2 * DAY + 8 * HOUR, "100", "cl", "100", "0.49")  # −1 − 99·0.00045 = −1.04455, manual
 
     # ---- day 3 (2026-01-04)
     # funding at 00:00 on BNBUSDT: −3·320·0.0001 = −0.096 → HO1 −0.032, HO2 −0.064
     s.funding("BNBUSDT", "0.0001", "320", at=3 * DAY)
-    # ST3 (steady) 1 @100 → 100, fees in BNB: realized 0, net 0 — breakeven, manual close, held 600 s
+    # ST3 (steady) 1 @100 → 100 at a zero commission rate: realized 0, net 0 — breakeven, manual
+    # close, held 600 s
     s.signal("ST3", "steady", "ETHUSDT", "buy", "1", at=3 * DAY + HOUR, price="100")
-    s.trade("ST3-en", "ETHUSDT", "BUY", ("1", "100"), at=3 * DAY + HOUR + 1)
-    s.trade("ST3-cl", "ETHUSDT", "SELL", ("1", "100"), at=3 * DAY + HOUR + 601)
+    s.trade("ST3-en", "ETHUSDT", "BUY", ("1", "100"), at=3 * DAY + HOUR + 1, commission_rate="0")
+    s.trade("ST3-cl", "ETHUSDT", "SELL", ("1", "100"), at=3 * DAY + HOUR + 601, commission_rate="0")
     # ST4 (steady) never fills
     s.signal("ST4", "steady", "ETHUSDT", "buy", "1", at=3 * DAY + 2 * HOUR, price="100")
-    _xrp_trade(s, "A6", 3 * DAY + 3 * HOUR, "200", "tp", "200", "0.51")  # +2
-    _xrp_trade(s, "A7", 3 * DAY + 5 * HOUR, "100", "tp", "40", "0.6")  # partial: realized 4, 60 open
-    s.account.pay_fees_in_bnb = False
-    s.finish({"BNBUSDT": "320", "XRPUSDT": "0.52"}, at=3 * DAY + 20 * HOUR)
+    _xrp_trade(s, "A6", 3 * DAY + 3 * HOUR, "200", "tp", "200", "0.51")  # +2 − 202·0.00045 = 1.9091
+    # partial: realized 4, other fees (50 + 24)·0.00045 = 0.0333, net 3.9667, 60 open
+    _xrp_trade(s, "A7", 3 * DAY + 5 * HOUR, "100", "tp", "40", "0.6")
+    s.finish({"BNBUSDT": "320", "XRPUSDT": "0.52", "ETHBTC": "0.052"}, at=3 * DAY + 20 * HOUR)
     return out
 
 
@@ -146,39 +167,48 @@ def annualised_sortino(daily: list[D]) -> float:
 
 # daily net PnL of each strategy's active span, by hand (see the fixture)
 DAILY_NET = {
-    "strat_a": [D("2.9535"), D("3"), D("-4"), D("6")],  # 3 − 0.0465 | 5 − 2 | −3 − 1 | 2 + 4 (A7's partial exit)
-    "strat_b": [D("5.905")],
+    # 3 − 0.0465 | 4.95275 − 2.0441 | −3.04365 − 1.04455 | 1.9091 + 3.9667 (A7's partial exit)
+    "strat_a": [D("2.9535"), D("2.90865"), D("-4.0882"), D("5.8758")],
+    "strat_b": [D("5.905")],  # USDT; its BTC curve is BTC_DAILY_NET
     "oneshot": [D("-7.3644")],
     "steady": [D("9.895"), D("0"), D("9.795"), D("0")],  # day 1 idle; day 3 the breakeven
     "holder": [D("-0.15"), D("0"), D("-0.31"), D("-0.096")],  # fees, idle, fee, funding
 }
 
 
+# strat_b's ETHBTC curve, in BTC: XB1 | XB2 | XB3's fee and funding
+BTC_DAILY_NET = [D("0.0049575"), D("-0.004098"), D("-0.00003")]
+
+
 def test_strategy_performance_with_wins_and_losses(marts):
-    row = by_key(marts, "strategy_performance", "strategy_key")["default:strat_a"]
+    row = by_key(marts, "strategy_performance", "strategy_key")["default:strat_a:USDT"]
     expected = {
         "positions_total": 7,
         "positions_open": 0,
         "positions_partial": 1,  # A7
         "positions_closed": 6,
-        "wins": 3,  # A1 2.9535, A2 5, A6 2
-        "losses": 3,  # A3 −2, A4 −3, A5 −1
+        "margin_asset": "USDT",
+        "wins": 3,  # A1 2.9535, A2 4.95275, A6 1.9091
+        "losses": 3,  # A3 −2.0441, A4 −3.04365, A5 −1.04455
         "breakevens": 0,
+        "unpriced_positions": 0,
         "win_rate": D("0.5"),
-        "gross_profit": D("9.9535"),
-        "gross_loss": D("-6"),
-        "avg_win": D("3.317833333333333333"),  # 9.9535 / 3
-        "avg_loss": D("-2"),  # −6 / 3
-        "payoff_ratio": D("1.658916666666666667"),  # 3.3178333… / 2
-        "profit_factor": D("1.658916666666666667"),  # 9.9535 / 6
-        "expectancy": D("0.658916666666666667"),  # (9.9535 − 6) / 6
-        "best_trade_pnl": D("5"),
-        "worst_trade_pnl": D("-3"),
+        "gross_profit": D("9.81535"),
+        "gross_loss": D("-6.1323"),
+        "avg_win": D("3.271783333333333333"),  # 9.81535 / 3
+        "avg_loss": D("-2.0441"),  # −6.1323 / 3
+        "payoff_ratio": D("1.600598470394468633"),  # 3.2717833… / 2.0441
+        "profit_factor": D("1.600598470394468633"),  # 9.81535 / 6.1323
+        "expectancy": D("0.613841666666666667"),  # (9.81535 − 6.1323) / 6
+        "best_trade_pnl": D("4.95275"),
+        "worst_trade_pnl": D("-3.04365"),
         "realized_pnl": D("8"),  # 3 + 5 − 2 − 3 − 1 + 2 + 4 (A7's partial exit counts)
-        "fees": D("0.0465"),
+        "fees": D("0.0465"),  # A1's USDT commission; the XRP trades paid BNB
+        "other_fees": D("0.30375"),  # 0.00045·(105 + 98 + 97 + 99 + 202 + 74)
         "funding_fees": D("0"),
-        "realized_pnl_net": D("7.9535"),
-        "closed_realized_pnl_net": D("3.9535"),
+        "other_income": D("0"),
+        "realized_pnl_net": D("7.64975"),  # 8 − 0.0465 − 0.30375
+        "closed_realized_pnl_net": D("3.68305"),
         "avg_holding_seconds": D("3015.666666666666666667"),  # (99 + 5·3599) / 6
         "avg_holding_seconds_winners": D("2432.333333333333333333"),  # (99 + 3599 + 3599) / 3
         "avg_holding_seconds_losers": D("3599"),
@@ -195,12 +225,12 @@ def test_strategy_performance_with_wins_and_losses(marts):
         "max_consecutive_wins": 2,  # W W L L L W
         "max_consecutive_losses": 3,
         "active_days": 4,
-        "avg_daily_net_pnl": D("1.988375"),  # 7.9535 / 4
-        # cumulative 2.9535, 5.9535, 1.9535, 7.9535: peak 5.9535 → trough 1.9535
-        "max_drawdown": D("4"),
-        # mean 1.988375; downside √(4²/4) = 2 → 1.988375 / 2 · √365
+        "avg_daily_net_pnl": D("1.9124375"),  # 7.64975 / 4
+        # cumulative 2.9535, 5.86215, 1.77395, 7.64975: peak 5.86215 → trough 1.77395
+        "max_drawdown": D("4.0882"),
+        # mean 1.9124375; downside √(4.0882²/4) = 2.0441 → 1.9124375 / 2.0441 · √365
         "sharpe_ratio": annualised_sharpe(DAILY_NET["strat_a"]),
-        "sortino_ratio": 1.988375 / 2 * math.sqrt(365),
+        "sortino_ratio": 1.9124375 / 2.0441 * math.sqrt(365),
         "open_quantity": D("60"),
         "unrealized_pnl": D("1.2"),  # (0.52 − 0.5)·60
     }
@@ -209,7 +239,7 @@ def test_strategy_performance_with_wins_and_losses(marts):
 
 
 def test_a_strategy_without_losses(marts):
-    row = by_key(marts, "strategy_performance", "strategy_key")["default:steady"]
+    row = by_key(marts, "strategy_performance", "strategy_key")["default:steady:USDT"]
     expected = {
         "positions_total": 3,  # ST4 never filled: no position
         "positions_closed": 3,
@@ -273,7 +303,7 @@ def test_single_trades(marts):
         "sharpe_ratio": None,  # one day
         "sortino_ratio": None,
     }
-    assert mismatches(perf["default:oneshot"], loser) == []
+    assert mismatches(perf["default:oneshot:USDT"], loser) == []
     winner = {
         "positions_total": 1,
         "wins": 1,
@@ -291,11 +321,11 @@ def test_single_trades(marts):
         "sharpe_ratio": None,
         "sortino_ratio": None,
     }
-    assert mismatches(perf["default:strat_b"], winner) == []
+    assert mismatches(perf["default:strat_b:USDT"], winner) == []
 
 
 def test_a_strategy_with_only_open_positions(marts):
-    row = by_key(marts, "strategy_performance", "strategy_key")["default:holder"]
+    row = by_key(marts, "strategy_performance", "strategy_key")["default:holder:USDT"]
     expected = {
         "positions_total": 2,
         "positions_open": 2,
@@ -328,8 +358,124 @@ def test_a_strategy_with_only_open_positions(marts):
     assert mismatches(row, expected) == []
 
 
+def test_two_margin_assets_are_never_added(marts):
+    """strat_b trades BTCUSDT (USDT) and ETHBTC (BTC): one row per asset, each with its own numbers only."""
+    perf = by_key(marts, "strategy_performance", "strategy_key")
+    assert {k for k in perf if k.startswith("default:strat_b:")} == {"default:strat_b:USDT", "default:strat_b:BTC"}
+    usdt = {
+        "margin_asset": "USDT",
+        "positions_total": 1,  # B1 only: the ETHBTC positions are not counted here
+        "wins": 1,
+        "losses": 0,
+        "realized_pnl": D(6),
+        "fees": D("0.095"),
+        "funding_fees": D(0),
+        "other_income": D(0),
+        "realized_pnl_net": D("5.905"),  # not 5.905 + 0.0008295
+        "best_trade_pnl": D("5.905"),
+        "worst_trade_pnl": D("5.905"),
+        "unrealized_pnl": D(0),
+        "active_days": 1,  # 01-01 only, although strat_b traded ETHBTC until 01-04
+        "max_drawdown": D(0),
+    }
+    assert mismatches(perf["default:strat_b:USDT"], usdt) == []
+    btc = {
+        "margin_asset": "BTC",
+        "positions_total": 3,
+        "positions_open": 1,  # XB3
+        "positions_closed": 2,
+        "wins": 1,
+        "losses": 1,
+        "win_rate": D("0.5"),
+        "gross_profit": D("0.0049575"),
+        "gross_loss": D("-0.004098"),
+        "avg_win": D("0.0049575"),
+        "avg_loss": D("-0.004098"),
+        "payoff_ratio": D("1.209736456808199122"),  # 0.0049575 / 0.004098
+        "profit_factor": D("1.209736456808199122"),
+        "expectancy": D("0.00042975"),  # (0.0049575 − 0.004098) / 2
+        "best_trade_pnl": D("0.0049575"),
+        "worst_trade_pnl": D("-0.004098"),
+        "realized_pnl": D("0.001"),  # 0.005 − 0.004
+        "fees": D("0.0001755"),  # 0.0000525 + 0.000098 + 0.000025, all in BTC
+        "other_fees": D(0),
+        "funding_fees": D("-0.000005"),
+        "other_income": D("0.00001"),  # the rebate
+        "realized_pnl_net": D("0.0008295"),  # 0.001 − 0.0001755 − 0.000005 + 0.00001
+        "closed_realized_pnl_net": D("0.0008595"),
+        "avg_holding_seconds": D("5399"),  # (7199 + 3599) / 2
+        "take_profit_closes": 1,
+        "stop_loss_closes": 1,
+        "take_profit_rate": D("0.5"),
+        "max_consecutive_wins": 1,
+        "max_consecutive_losses": 1,
+        "active_days": 3,  # 01-02 … 01-04: the BTC curve's own span
+        "avg_daily_net_pnl": D("0.0002765"),  # 0.0008295 / 3
+        # cumulative 0.0049575, 0.0008595, 0.0008295: peak 0.0049575 → trough 0.0008295
+        "max_drawdown": D("0.004128"),
+        "sharpe_ratio": annualised_sharpe(BTC_DAILY_NET),
+        "sortino_ratio": annualised_sortino(BTC_DAILY_NET),
+        "open_quantity": D(1),
+        "unrealized_pnl": D("0.002"),  # (0.052 − 0.05)·1
+    }
+    assert mismatches(perf["default:strat_b:BTC"], btc) == []
+
+    days = sorted(
+        (r for r in mart_rows(marts, "strategy_daily_pnl") if r["strategy_id"] == "strat_b"),
+        key=lambda r: (r["margin_asset"], r["pnl_date"]),
+    )
+    assert [(r["margin_asset"], r["pnl_date"], D(str(r["net_pnl"]))) for r in days] == [
+        ("BTC", date(2026, 1, 2), BTC_DAILY_NET[0]),
+        ("BTC", date(2026, 1, 3), BTC_DAILY_NET[1]),
+        ("BTC", date(2026, 1, 4), BTC_DAILY_NET[2]),
+        ("USDT", date(2026, 1, 1), D("5.905")),
+    ]
+    xb1_day = {"realized_pnl": D("0.005"), "fees": D("0.0000525"), "other_income": D("0.00001"), "day_index": 1}
+    assert mismatches(days[0], xb1_day) == []
+    xb3_day = {"fees": D("0.000025"), "funding_fees": D("-0.000005"), "positions_opened": 1, "positions_closed": 0}
+    assert mismatches(days[2], xb3_day) == []
+    assert [D(str(r["drawdown"])) for r in days[:3]] == [D(0), D("0.004098"), D("0.004128")]
+
+    symbols = by_key(marts, "strategy_symbol_performance", "strategy_symbol_key")
+    eth = {"margin_asset": "BTC", "positions_total": 3, "fees": D("0.0001755"), "realized_pnl_net": D("0.0008295")}
+    assert mismatches(symbols["default:strat_b:ETHBTC"], eth) == []
+    assert symbols["default:strat_b:BTCUSDT"]["margin_asset"] == "USDT"
+
+    reasons = by_key(marts, "strategy_close_reasons", "strategy_close_reason_key")
+    tp_btc = {"positions_closed": 2, "closes": 1, "close_rate": D("0.5"), "realized_pnl_net": D("0.0049575")}
+    assert mismatches(reasons["default:strat_b:BTC:take_profit"], tp_btc) == []
+    tp_usdt = {"positions_closed": 1, "closes": 1, "close_rate": D(1), "realized_pnl_net": D("5.905")}
+    assert mismatches(reasons["default:strat_b:USDT:take_profit"], tp_usdt) == []
+    assert len([k for k in reasons if k.startswith("default:strat_b:")]) == 10  # five reasons × two assets
+
+    # each asset ranks its own trades: B1 is the best USDT trade, XB1 the best BTC trade
+    ranks = by_key(marts, "strategy_trade_rankings", "strategy_position_id")
+    assert {
+        k: (r["margin_asset"], r["best_rank"], r["worst_rank"], r["strategy_trades"])
+        for k, r in ranks.items()
+        if r["strategy_id"] == "strat_b"
+    } == {
+        "B1": ("USDT", 1, 1, 1),
+        "XB1": ("BTC", 1, 2, 2),
+        "XB2": ("BTC", 2, 1, 2),
+    }
+    assert mismatches(ranks["XB1"], {"other_income": D("0.00001"), "realized_pnl_net": D("0.0049575")}) == []
+
+    quality = by_key(marts, "execution_quality", "signal_id")
+    # (0.05 − 0.0499)·2 = 0.0002 BTC; 0.0001 / 0.0499 · 1e4 bps
+    xb2 = {"margin_asset": "BTC", "slippage_cost": D("0.0002"), "slippage_bps": D("20.040080160320641283")}
+    assert mismatches(quality["XB2"], xb2) == []
+    assert quality["B1"]["margin_asset"] == "USDT"
+    timeline = by_key(marts, "contribution_timeline", "strategy_position_id")
+    assert (timeline["XB1"]["margin_asset"], timeline["B1"]["margin_asset"]) == ("BTC", "USDT")
+
+
 def test_buckets_are_not_strategies(marts):
     assert {r["strategy_id"] for r in mart_rows(marts, "strategy_performance")} == STRATEGIES
+    assert {r["strategy_key"] for r in mart_rows(marts, "strategy_performance")} == {
+        *(f"default:{s}:USDT" for s in STRATEGIES),
+        "default:strat_b:BTC",
+    }
     for table in ("strategy_daily_pnl", "strategy_symbol_performance", "strategy_close_reasons", "execution_quality"):
         assert "unattributed" not in {r["strategy_id"] for r in mart_rows(marts, table)}, table
 
@@ -337,7 +483,8 @@ def test_buckets_are_not_strategies(marts):
 def test_daily_pnl_on_a_date_spine(marts):
     daily: dict[str, list[dict]] = {}
     for r in sorted(mart_rows(marts, "strategy_daily_pnl"), key=lambda r: r["pnl_date"]):
-        daily.setdefault(r["strategy_id"], []).append(r)
+        if r["margin_asset"] == "USDT":
+            daily.setdefault(r["strategy_id"], []).append(r)
     for strategy, nets in DAILY_NET.items():
         assert [D(str(r["net_pnl"])) for r in daily[strategy]] == nets, strategy
         assert [r["day_index"] for r in daily[strategy]] == list(range(1, len(nets) + 1))
@@ -356,8 +503,9 @@ def test_daily_pnl_on_a_date_spine(marts):
     a = daily["strat_a"]
     # A7's partial exit books its realized 4 on 01-04 next to A6's 2
     assert mismatches(a[3], {"realized_pnl": D(6), "positions_opened": 2, "positions_closed": 1, "wins": 1}) == []
-    assert [D(str(r["drawdown"])) for r in a] == [D(0), D(0), D(4), D(0)]
-    assert [D(str(r["peak_net_pnl"])) for r in a] == [D("2.9535"), D("5.9535"), D("5.9535"), D("7.9535")]
+    assert mismatches(a[1], {"fees": D(0), "other_fees": D("0.09135"), "realized_pnl": D(3)}) == []
+    assert [D(str(r["drawdown"])) for r in a] == [D(0), D(0), D("4.0882"), D(0)]
+    assert [D(str(r["peak_net_pnl"])) for r in a] == [D("2.9535"), D("5.86215"), D("5.86215"), D("7.64975")]
     holder = daily["holder"]
     assert mismatches(holder[3], {"funding_fees": D("-0.096"), "fees": D(0), "fill_count": 0}) == []
     assert [D(str(r["drawdown"])) for r in holder] == [D("0.15"), D("0.15"), D("0.46"), D("0.556")]
@@ -370,13 +518,16 @@ def test_symbol_performance(marts):
         "positions_closed": 5,
         "positions_partial": 1,
         "long_positions": 6,
-        "wins": 2,  # 5, 2
-        "losses": 3,  # −2, −3, −1
+        "margin_asset": "USDT",
+        "wins": 2,  # 4.95275, 1.9091
+        "losses": 3,  # −2.0441, −3.04365, −1.04455
         "win_rate": D("0.4"),
-        "profit_factor": D("1.166666666666666667"),  # 7 / 6
-        "payoff_ratio": D("1.75"),  # (7/2) / (6/3)
-        "expectancy": D("0.2"),  # (7 − 6) / 5
-        "realized_pnl_net": D("5"),  # 7 − 6 + 4
+        "profit_factor": D("1.118968413156564421"),  # 6.86185 / 6.1323
+        "payoff_ratio": D("1.678452619734846632"),  # (6.86185/2) / (6.1323/3)
+        "expectancy": D("0.14591"),  # (6.86185 − 6.1323) / 5
+        "fees": D(0),
+        "other_fees": D("0.30375"),
+        "realized_pnl_net": D("4.69625"),  # 6.86185 − 6.1323 + 3.9667
         "long_open_quantity": D("60"),
         "short_open_quantity": D("0"),
         "unrealized_pnl": D("1.2"),
@@ -389,26 +540,26 @@ def test_symbol_performance(marts):
 
 def test_close_reasons(marts):
     rows = by_key(marts, "strategy_close_reasons", "strategy_close_reason_key")
-    assert len([k for k in rows if k.startswith("default:holder:")]) == 5  # all five reasons, even with no trade
+    assert len([k for k in rows if k.startswith("default:holder:USDT:")]) == 5  # all five reasons, even with no trade
     tp = {
         "closes": 3,
         "positions_closed": 6,
         "close_rate": D("0.5"),
         "wins": 3,
         "win_rate": D("1"),
-        "realized_pnl_net": D("9.9535"),
-        "avg_realized_pnl_net": D("3.317833333333333333"),
+        "realized_pnl_net": D("9.81535"),
+        "avg_realized_pnl_net": D("3.271783333333333333"),
         "avg_holding_seconds": D("2432.333333333333333333"),
     }
-    assert mismatches(rows["default:strat_a:take_profit"], tp) == []
+    assert mismatches(rows["default:strat_a:USDT:take_profit"], tp) == []
     sl = {"closes": 2, "close_rate": D("0.333333333333333333"), "losses": 2, "win_rate": D(0)}
-    sl["realized_pnl_net"] = D(-5)
-    assert mismatches(rows["default:strat_a:stop_loss"], sl) == []
+    sl["realized_pnl_net"] = D("-5.08775")  # −2.0441 − 3.04365
+    assert mismatches(rows["default:strat_a:USDT:stop_loss"], sl) == []
     # A3: −2 / (0.5·100)·100 = −4 %; A4: −6 %
-    assert rows["default:strat_a:stop_loss"]["avg_realized_pnl_pct"] == D(-5)
+    assert rows["default:strat_a:USDT:stop_loss"]["avg_realized_pnl_pct"] == D(-5)
     none = {"closes": 0, "close_rate": D(0), "win_rate": None, "avg_realized_pnl_net": None, "realized_pnl_net": D(0)}
-    assert mismatches(rows["default:strat_a:liquidation"], none) == []
-    assert rows["default:holder:take_profit"]["close_rate"] is None  # no closed trade at all
+    assert mismatches(rows["default:strat_a:USDT:liquidation"], none) == []
+    assert rows["default:holder:USDT:take_profit"]["close_rate"] is None  # no closed trade at all
 
 
 def test_trade_rankings(marts):

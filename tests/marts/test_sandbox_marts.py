@@ -1,6 +1,7 @@
 """SPEC §6 on sandbox data: the performance marts add up to strategy_positions (and to the
-paper exchange's ground truth) on both warehouses, both warehouses agree, and on MariaDB
-the read-only BI user created by the build reads the marts and nothing else.
+paper exchange's ground truth) on both warehouses, per strategy and margin asset (the account
+also trades ETHBTC, margined in BTC), both warehouses agree, and on MariaDB the read-only BI
+user created by the build reads the marts and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pymysql
 import pytest
 
 from sandbox.generator import GenerateConfig, generate
+from sandbox.instruments import DEFAULT_SYMBOLS, instrument
 from stratpos.bi import ensure_bi_user
 from stratpos.config import Settings
 from stratpos.warehouse import drop_schemas, mysql_connection
@@ -36,14 +38,14 @@ PERFORMANCE_MARTS = (
     "execution_quality",
 )
 COUNTED = ("positions_total", "positions_open", "positions_partial", "positions_closed", "wins", "losses", "breakevens")
-SUMMED = ("realized_pnl", "fees", "funding_fees", "realized_pnl_net", "unrealized_pnl")
+SUMMED = ("realized_pnl", "fees", "other_fees", "funding_fees", "other_income", "realized_pnl_net", "unrealized_pnl")
 REASONS = ("take_profit", "stop_loss", "manual", "external", "liquidation")
 
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sandbox-acct")
-    generate(GenerateConfig(out=out, days=3, strategies=4))
+    generate(GenerateConfig(out=out, days=3, strategies=4, symbols=(*DEFAULT_SYMBOLS, "ETHBTC")))
     return out
 
 
@@ -84,25 +86,36 @@ def marts(request) -> Settings:
     return request.getfixturevalue(f"{request.param}_marts")
 
 
-def expected_totals(positions: list[dict]) -> dict[str, dict]:
-    """Per strategy: counts, outcome counts, close reasons and money sums over its strategy positions."""
-    totals: dict[str, dict] = defaultdict(lambda: defaultdict(D))
+def margin_asset(position: dict) -> str:
+    """The mart's column, else (the ground truth has none) the instrument's margin asset."""
+    return position.get("margin_asset") or instrument(position["symbol"]).margin_asset
+
+
+def expected_totals(positions: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per strategy and margin asset: counts, outcome counts, close reasons and money sums over its
+    strategy positions (a NULL amount — an unpriced conversion — adds nothing, as SQL's SUM)."""
+    totals: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(D))
     for p in positions:
         if p["strategy_id"] == "unattributed":
             continue
-        t = totals[p["strategy_id"]]
-        net = D(str(p["realized_pnl_net"]))
+        t = totals[(p["strategy_id"], margin_asset(p))]
         t["positions_total"] += 1
         t[f"positions_{p['status']}"] += 1
         if p["status"] == "closed":
-            t["wins" if net > 0 else "losses" if net < 0 else "breakevens"] += 1
+            if p["realized_pnl_net"] is not None:
+                net = D(str(p["realized_pnl_net"]))
+                t["wins" if net > 0 else "losses" if net < 0 else "breakevens"] += 1
             t[f"{p['close_reason']}_closes"] += 1
         for col in SUMMED:
             t[col] += D(str(p[col] or 0))
     return totals
 
 
-def check_totals(perf: dict[str, dict], totals: dict[str, dict]) -> list[str]:
+def performance(settings: Settings) -> dict[tuple[str, str], dict]:
+    return {(r["strategy_id"], r["margin_asset"]): r for r in mart_rows(settings, "strategy_performance")}
+
+
+def check_totals(perf: dict[tuple[str, str], dict], totals: dict[tuple[str, str], dict]) -> list[str]:
     problems = []
     assert set(perf) == set(totals)
     for strategy, t in totals.items():
@@ -114,9 +127,10 @@ def check_totals(perf: dict[str, dict], totals: dict[str, dict]) -> list[str]:
 
 
 def test_strategy_performance_totals_equal_strategy_positions(marts):
-    perf = {r["strategy_id"]: r for r in mart_rows(marts, "strategy_performance")}
+    perf = performance(marts)
     totals = expected_totals(mart_rows(marts, "strategy_positions"))
-    assert len(totals) == 4
+    assert len({strategy for strategy, _ in totals}) == 4
+    assert {asset for _, asset in totals} == {"USDT", "BTC"}  # ETHBTC is margined in BTC
     assert check_totals(perf, totals) == []
 
 
@@ -124,26 +138,22 @@ def test_strategy_performance_totals_equal_the_ground_truth(marts, replay):
     """The same totals from the paper exchange's own books (independent of dbt)."""
     with open(replay / "expected_strategy_positions.jsonl", encoding="utf-8") as fh:
         truth = [json.loads(line) for line in fh]
-    perf = {r["strategy_id"]: r for r in mart_rows(marts, "strategy_performance")}
-    assert check_totals(perf, expected_totals(truth)) == []
+    assert check_totals(performance(marts), expected_totals(truth)) == []
 
 
 def test_daily_pnl_sums_to_the_same_totals(marts):
-    perf = {r["strategy_id"]: r for r in mart_rows(marts, "strategy_performance")}
-    days: dict[str, list[dict]] = defaultdict(list)
+    perf = performance(marts)
+    days: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in mart_rows(marts, "strategy_daily_pnl"):
-        days[r["strategy_id"]].append(r)
+        days[(r["strategy_id"], r["margin_asset"])].append(r)
     assert set(days) == set(perf)
     for strategy, rows in days.items():
         p = perf[strategy]
-        columns = ("realized_pnl", "fees", "funding_fees", "net_pnl")
+        columns = ("realized_pnl", "fees", "other_fees", "funding_fees", "other_income", "net_pnl")
         total = {c: sum((D(str(r[c])) for r in rows), D(0)) for c in columns}
-        assert total["net_pnl"] == D(str(p["realized_pnl_net"])), strategy
-        assert (total["realized_pnl"], total["fees"], total["funding_fees"]) == (
-            D(str(p["realized_pnl"])),
-            D(str(p["fees"])),
-            D(str(p["funding_fees"])),
-        ), strategy
+        assert sum(r["unpriced_amounts"] for r in rows) == p["unpriced_positions"] == 0, strategy
+        assert total.pop("net_pnl") == D(str(p["realized_pnl_net"])), strategy
+        assert total == {c: D(str(p[c])) for c in total}, strategy
         assert sum(r["positions_opened"] for r in rows) == p["positions_total"]
         assert sum(r["positions_closed"] for r in rows) == p["positions_closed"]
         assert sum(r["wins"] for r in rows) == p["wins"] and sum(r["losses"] for r in rows) == p["losses"]
@@ -154,17 +164,20 @@ def test_daily_pnl_sums_to_the_same_totals(marts):
 
 
 def test_breakdowns_add_up_to_the_strategy(marts):
-    perf = {r["strategy_id"]: r for r in mart_rows(marts, "strategy_performance")}
-    by_symbol: dict[str, dict] = defaultdict(lambda: defaultdict(D))
+    perf = performance(marts)
+    by_symbol: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(D))
     for r in mart_rows(marts, "strategy_symbol_performance"):
-        for col in ("positions_total", "wins", "losses", "realized_pnl_net", "fees", "unrealized_pnl"):
-            by_symbol[r["strategy_id"]][col] += D(str(r[col]))
-    closes: dict[str, D] = defaultdict(D)
+        assert r["margin_asset"] == instrument(r["symbol"]).margin_asset, r["symbol"]
+        columns = ("positions_total", "wins", "losses", "realized_pnl_net", "fees", "other_fees", "unrealized_pnl")
+        for col in columns:
+            by_symbol[(r["strategy_id"], r["margin_asset"])][col] += D(str(r[col]))
+    closes: dict[tuple[str, str], D] = defaultdict(D)
     for r in mart_rows(marts, "strategy_close_reasons"):
-        closes[r["strategy_id"]] += r["closes"]
-    ranked: dict[str, int] = defaultdict(int)
+        closes[(r["strategy_id"], r["margin_asset"])] += r["closes"]
+    ranked: dict[tuple[str, str], int] = defaultdict(int)
     for r in mart_rows(marts, "strategy_trade_rankings"):
-        ranked[r["strategy_id"]] += 1
+        ranked[(r["strategy_id"], r["margin_asset"])] += 1
+        assert r["strategy_trades"] == perf[(r["strategy_id"], r["margin_asset"])]["positions_closed"]
     for strategy, p in perf.items():
         for col, total in by_symbol[strategy].items():
             assert total == D(str(p[col])), (strategy, col)

@@ -24,6 +24,7 @@ import pytest
 from ingestion.replay import load_replay
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
+from sandbox.instruments import DEFAULT_SYMBOLS
 from stratpos.config import PROJECT_ROOT, Settings
 from stratpos.report import build_report
 from stratpos.transform import run_dbt
@@ -51,23 +52,33 @@ class _Page(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.leaderboard: dict[str, list[str]] = {}
-        self.charts: list[dict] = []  # {"kind", "drawn", "marks", "lines"}
+        self.leaderboard: dict[tuple[str, str], list[str]] = {}  # (strategy, margin asset) → cells
+        self.totals: list[list[str]] = []  # the footer row of each leaderboard table
+        self.charts: list[dict] = []  # {"kind", "asset", "drawn", "marks", "lines"}
         self.episodes: list[str] = []
         self.checks: list[str] = []
-        self._row: str | None = None
+        self._row: tuple[str, str] | list[str] | None = None
         self._cell: list[str] | None = None
         self._svg: dict | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "tr" and "data-strategy" in a:
-            self._row = a["data-strategy"]
+            self._row = (a["data-strategy"], a.get("data-asset") or "")
             self.leaderboard[self._row] = []
+        elif tag == "tr" and "total" in (a.get("class") or "").split():
+            self._row = []
+            self.totals.append(self._row)
         elif tag == "td" and self._row is not None:
             self._cell = []
         elif tag == "svg" and "data-chart" in a:
-            self._svg = {"kind": a["data-chart"], "drawn": a.get("data-drawn"), "marks": 0, "lines": 0}
+            self._svg = {
+                "kind": a["data-chart"],
+                "asset": a.get("data-asset"),
+                "drawn": a.get("data-drawn"),
+                "marks": 0,
+                "lines": 0,
+            }
             self.charts.append(self._svg)
         elif tag in ("path", "rect") and self._svg is not None:
             self._svg["marks"] += 1
@@ -79,7 +90,8 @@ class _Page(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "td" and self._cell is not None and self._row is not None:
-            self.leaderboard[self._row].append("".join(self._cell).strip())
+            cells = self._row if isinstance(self._row, list) else self.leaderboard[self._row]
+            cells.append("".join(self._cell).strip())
             self._cell = None
         elif tag == "tr":
             self._row = None
@@ -101,9 +113,11 @@ def parse(page: str) -> _Page:
     return p
 
 
-def money(value) -> str:
-    q = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"{abs(q) if q == 0 else q:,.2f}"
+def money(value, asset: str = "USDT") -> str:
+    """Cents for USDT, 8 places (a satoshi) for BTC."""
+    places = 2 if asset == "USDT" else 8
+    q = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{abs(q) if q == 0 else q:,.{places}f}"
 
 
 def query(settings: Settings, sql: str) -> list[tuple]:
@@ -139,13 +153,14 @@ def assert_self_contained(page: str) -> None:
 # --------------------------------------------------------------------------- the sandbox warehouse
 @pytest.fixture(scope="module")
 def sandbox_warehouse(tmp_path_factory) -> Settings:
-    """A DuckDB warehouse built from a 2-day, 4-strategy paper account (once for this module).
+    """A DuckDB warehouse built from a 2-day, 4-strategy paper account that also trades ETHBTC
+    (margined in BTC), once for this module.
 
     Like the ``duckdb_settings`` fixture, but module-scoped: the structure and the browser test
     share one build.
     """
     root = tmp_path_factory.mktemp("report-sandbox")
-    generate(GenerateConfig(out=root / "replay", days=2, strategies=4, seed=5))
+    generate(GenerateConfig(out=root / "replay", days=2, strategies=4, seed=5, symbols=(*DEFAULT_SYMBOLS, "ETHBTC")))
     settings = Settings(target="duckdb", duckdb_path=root / "warehouse.duckdb")
     logging.getLogger("ingestion").setLevel(logging.WARNING)
     load_replay(root / "replay", settings)
@@ -166,36 +181,58 @@ def test_report_structure_matches_the_marts(sandbox_warehouse: Settings, sandbox
     assert_self_contained(page)
     doc = parse(page)
 
-    # 1. leaderboard: one row per strategy in the mart (the bucket included, as "unattributed")
+    # 1. leaderboard: one table per margin asset, one row per strategy with positions in it (the
+    #    bucket included, as "unattributed"); amounts are that asset's only
     expected = {
-        sid: (n, closed, net, opened)
-        for sid, n, closed, net, opened in query(
+        (sid, asset): (n, closed, net, opened)
+        for sid, asset, n, closed, net, opened in query(
             sandbox_warehouse,
-            "select strategy_id, count(*), sum(case when status = 'closed' then 1 else 0 end), "
+            "select strategy_id, margin_asset, count(*), sum(case when status = 'closed' then 1 else 0 end), "
             "sum(realized_pnl_net), sum(case when open_quantity <> 0 then 1 else 0 end) "
-            "from marts.strategy_positions group by strategy_id",
+            "from marts.strategy_positions group by strategy_id, margin_asset",
         )
     }
-    assert len(expected) == 5 and "unattributed" in expected
+    assert len({sid for sid, _ in expected}) == 5 and ("unattributed", "USDT") in expected
     assert set(doc.leaderboard) == set(expected)
-    for sid, (n, closed, net, opened) in expected.items():
-        cells = doc.leaderboard[sid]  # strategy, positions, closed, win rate, net, fees, funding, open, unrealized
+    for (sid, asset), (n, closed, net, opened) in expected.items():
+        # strategy, positions, closed, win rate, net, fees, other fees, funding, other income, open, unrealized
+        cells = doc.leaderboard[(sid, asset)]
         assert cells[0] == sid
-        assert cells[1] == f"{n:,}" and cells[2] == f"{int(closed):,}" and cells[7] == f"{int(opened):,}"
-        assert cells[4] == money(net), sid
-    assert '<tbody class="bucket"><tr data-strategy="unattributed">' in page
-    (total_net,) = query(sandbox_warehouse, "select sum(realized_pnl_net) from marts.strategy_positions")[0]
-    assert f'<td class="{"neg" if total_net < 0 else "pos"}">{money(total_net)}</td>' in page.split("<tfoot>")[1]
-
-    # 2. equity: one line per strategy that has exits
-    (with_exits,) = query(
+        assert cells[1] == f"{n:,}" and cells[2] == f"{int(closed):,}" and cells[9] == f"{int(opened):,}"
+        assert cells[4] == money(net, asset), (sid, asset)
+    assert '<tbody class="bucket"><tr data-strategy="unattributed" data-asset="USDT">' in page
+    # one table, one footer total and one line of KPI cards per margin asset: USDT first, then BTC
+    totals = query(
         sandbox_warehouse,
-        "select count(distinct strategy_id) from marts.strategy_positions where exit_time is not null",
-    )[0]
-    [equity] = doc.of("equity")
-    assert equity["lines"] == with_exits and equity["marks"] > with_exits
-    for label in ("exit time (UTC)", "cumulative net realized PnL (USDT)"):
-        assert label in page
+        "select margin_asset, sum(realized_pnl_net), sum(fees) from marts.strategy_positions group by margin_asset",
+    )
+    assert sorted(a for a, _, _ in totals) == ["BTC", "USDT"]
+    by_asset = {a: (net, fees) for a, net, fees in totals}
+    assert len(doc.totals) == 2
+    for (asset, (net, fees)), footer in zip(sorted(by_asset.items(), reverse=True), doc.totals, strict=True):
+        assert footer[0] == f"{asset} total" and footer[4] == money(net, asset) and footer[5] == money(fees, asset)
+        assert f"<th>net realized PnL ({asset})</th>" in page
+        kpis = page.split(f'<div class="kpis" data-asset="{asset}"')[1].split("</div></div></div>")[0]
+        assert f"{money(net, asset)} {asset}" in kpis and f"net realized PnL · {asset}" in kpis
+    # the BTC figures, to the satoshi, are the BTC positions' alone (a USDT amount added would show)
+    assert (
+        doc.totals[1][4] == money(by_asset["BTC"][0], "BTC") != money(by_asset["BTC"][0] + by_asset["USDT"][0], "BTC")
+    )
+
+    # 2. equity: a chart per margin asset, one line per strategy that has exits in it
+    charts = {c["asset"]: c for c in doc.of("equity")}
+    lines = dict(
+        query(
+            sandbox_warehouse,
+            "select margin_asset, count(distinct strategy_id) from marts.strategy_positions "
+            "where exit_time is not null and realized_pnl_net is not null group by margin_asset",
+        )
+    )
+    assert set(charts) == set(lines)
+    for asset, n in lines.items():
+        assert charts[asset]["lines"] == n and charts[asset]["marks"] > n
+        assert f"cumulative net realized PnL ({asset})" in page
+    assert "exit time (UTC)" in page
 
     # 3. outcomes: one segment per (strategy, close reason) of closed positions
     (segments,) = query(
@@ -231,7 +268,7 @@ def test_report_in_headless_chromium(sandbox_report: Path, tmp_path: Path):
     dom = _run_chromium(chromium, tmp_path, ["--dump-dom", url]).stdout
     assert "</html>" in dom, "chromium printed no DOM"
     doc = parse(dom)
-    assert len(doc.leaderboard) == 5
+    assert len({sid for sid, _ in doc.leaderboard}) == 5
     for kind in CHARTS:
         charts = doc.of(kind)
         assert charts, f"no {kind} chart in the rendered DOM"

@@ -1,6 +1,7 @@
 -- SPEC §6: every contribution (strategy position × episode it entered) on its episode's
 -- time line: when it came in relative to the episode and the previous entry, how the
 -- exchange quantity grew, and what averaging moved between its own PnL and Binance's.
+-- Amounts are in the margin asset of the contribution's symbol (margin_asset).
 with contributions as (
     select * from {{ ref('position_contributions') }}
 ),
@@ -9,9 +10,15 @@ episodes as (
     select * from {{ ref('exchange_positions') }}
 ),
 
+margin_assets as (
+    -- the symbol's margin asset, resolved once for every model (SPEC §3.2)
+    select symbol, margin_asset from {{ ref('int_margin_assets_resolved') }}
+),
+
 timed as (
     select
         c.*,
+        m.margin_asset,
         {{ timestamp_to_ms('c.contribution_time') }} as contribution_ms,
         {{ timestamp_to_ms('c.exit_time') }} as exit_ms,
         {{ timestamp_to_ms('e.opened_at') }} as episode_opened_ms,
@@ -21,6 +28,7 @@ timed as (
         e.weighted_avg_price as episode_avg_price
     from contributions as c
     inner join episodes as e on c.exchange_position_id = e.exchange_position_id
+    left join margin_assets as m on c.symbol = m.symbol
 ),
 
 sequenced as (
@@ -39,6 +47,7 @@ final as (
         exchange_position_id,
         exchange_position_key,
         symbol,
+        margin_asset,
         position_side,
         strategy_id,
         strategy_position_id,

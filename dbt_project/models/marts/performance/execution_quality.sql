@@ -1,7 +1,8 @@
 -- SPEC §6: one row per opening signal (buy/sell) of a strategy — how well it was executed:
 -- entry VWAP against the price the strategy saw (bps, adverse positive), signal → first fill
 -- latency, and the share of the signal's quantity that filled. Signals that never filled
--- are kept (fill ratio 0) so unfilled intent shows up.
+-- are kept (fill ratio 0) so unfilled intent shows up. slippage_cost is in the symbol's
+-- margin_asset (each row one symbol; nothing here adds amounts of different assets).
 with signals as (
     select * from {{ ref('stg_signals__signals') }}
     where action in ('buy', 'sell') and strategy_id <> 'unattributed'
@@ -17,6 +18,11 @@ allocations as (
     where allocation_type = 'entry' and is_unattributed = 0
 ),
 
+margin_assets as (
+    -- the symbol's margin asset, resolved once for every model (SPEC §3.2)
+    select symbol, margin_asset from {{ ref('int_margin_assets_resolved') }}
+),
+
 entry_fills as (
     select strategy_position_id, count(distinct trade_id) as entry_fills
     from allocations
@@ -29,6 +35,7 @@ measured as (
         s.account_id,
         s.strategy_id,
         s.symbol,
+        m.margin_asset,
         s.side,
         case when s.side = 'SHORT' then -1 else 1 end as dir,
         s.signal_time,
@@ -44,6 +51,7 @@ measured as (
     from signals as s
     left join positions as p on s.signal_id = p.strategy_position_id
     left join entry_fills as f on s.signal_id = f.strategy_position_id
+    left join margin_assets as m on s.symbol = m.symbol
 ),
 
 final as (
@@ -52,6 +60,7 @@ final as (
         account_id,
         strategy_id,
         symbol,
+        margin_asset,
         side,
         signal_time,
         signal_price,

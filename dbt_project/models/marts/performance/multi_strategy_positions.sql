@@ -1,13 +1,19 @@
 -- SPEC §6: exchange position episodes that two or more strategies entered — one row per
 -- episode and strategy: who put in how much, what it earned by its own entries
 -- (attributed, Σ contribution_pnl) against what Binance's average-entry accounting booked
--- for its exits (Σ exchange_realized_pnl), next to the episode's Binance totals.
+-- for its exits (Σ exchange_realized_pnl), next to the episode's Binance totals. An episode
+-- trades one symbol, so all its amounts are in that symbol's margin_asset.
 with contributions as (
     select * from {{ ref('position_contributions') }}
 ),
 
 episodes as (
     select * from {{ ref('exchange_positions') }}
+),
+
+margin_assets as (
+    -- the symbol's margin asset, resolved once for every model (SPEC §3.2)
+    select symbol, margin_asset from {{ ref('int_margin_assets_resolved') }}
 ),
 
 episode_totals as (
@@ -44,6 +50,7 @@ final as (
         e.account_id,
         e.exchange_position_key,
         e.symbol,
+        m.margin_asset,
         e.side,
         e.status as episode_status,
         e.opened_at,
@@ -70,6 +77,7 @@ final as (
     from per_strategy as p
     inner join episode_totals as t on p.exchange_position_id = t.exchange_position_id
     inner join episodes as e on p.exchange_position_id = e.exchange_position_id
+    left join margin_assets as m on e.symbol = m.symbol
     where t.strategy_count >= 2
 )
 

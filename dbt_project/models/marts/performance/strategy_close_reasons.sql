@@ -1,8 +1,12 @@
--- SPEC §6 TP vs SL analysis: one row per account, strategy and close reason — all five
--- reasons for every strategy, zeros included — with how often each reason closed the
--- strategy's trades and what those trades earned.
+-- SPEC §6 TP vs SL analysis: one row per account, strategy, margin asset and close reason —
+-- all five reasons for every strategy and margin asset it trades in, zeros included — with how
+-- often each reason closed the strategy's trades in that asset and what those trades earned
+-- (amounts of different margin assets are never added).
 with positions as (
-    select * from {{ ref('strategy_positions') }}
+    -- a symbol whose margin asset nothing names (strategy_positions.margin_asset NULL) is
+    -- kept apart as 'unknown:{symbol}' rather than added to another asset
+    select *, coalesce(margin_asset, concat('unknown:', symbol)) as asset_group
+    from {{ ref('strategy_positions') }}
     where strategy_id <> 'unattributed'
 ),
 
@@ -22,15 +26,17 @@ strategies as (
     select
         account_id,
         strategy_id,
+        asset_group,
         count(case when status = 'closed' then 1 end) as strategy_closed
     from positions
-    group by account_id, strategy_id
+    group by account_id, strategy_id, asset_group
 ),
 
 by_reason as (
     select
         account_id,
         strategy_id,
+        asset_group,
         close_reason,
         count(*) as closes,
         count(case when realized_pnl_net > 0 then 1 end) as wins,
@@ -42,14 +48,15 @@ by_reason as (
         sum(holding_seconds) as holding_sum
     from positions
     where status = 'closed'
-    group by account_id, strategy_id, close_reason
+    group by account_id, strategy_id, asset_group, close_reason
 ),
 
 final as (
     select
-        concat(s.account_id, ':', s.strategy_id, ':', r.close_reason) as strategy_close_reason_key,
+        concat(s.account_id, ':', s.strategy_id, ':', s.asset_group, ':', r.close_reason) as strategy_close_reason_key,
         s.account_id,
         s.strategy_id,
+        s.asset_group as margin_asset,
         r.close_reason,
         r.reason_order,
         s.strategy_closed as positions_closed,
@@ -67,7 +74,10 @@ final as (
     from strategies as s
     cross join reasons as r
     left join by_reason as b
-        on s.account_id = b.account_id and s.strategy_id = b.strategy_id and r.close_reason = b.close_reason
+        on s.account_id = b.account_id
+        and s.strategy_id = b.strategy_id
+        and s.asset_group = b.asset_group
+        and r.close_reason = b.close_reason
 )
 
 select * from final

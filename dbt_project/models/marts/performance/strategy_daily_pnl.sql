@@ -1,11 +1,17 @@
--- SPEC §6: one row per strategy and UTC day of its active span — from its first to its last
--- fill or funding day — with days without activity present as zeros (a date spine). Realized
--- PnL is booked on the UTC day of each exit fill, fees on the day of the fill that paid them,
--- funding on the day of the funding income, so every day sums to the strategy_positions totals.
+-- SPEC §6: one row per account, strategy, margin asset and UTC day of its active span — from
+-- its first to its last fill or income day in that asset — with days without activity present
+-- as zeros (a date spine). Amounts of different margin assets are never added: a strategy that
+-- trades USDT- and BTC-margined contracts has a curve per asset. Realized PnL is booked on the
+-- UTC day of each exit fill, fees and other (converted) fees on the day of the fill that paid
+-- them, funding and other income on the day of the income, so every day sums to the
+-- strategy_positions totals.
 {{ config(pre_hook="{{ recursion_limit() }}") }}
 
 with recursive positions as (
-    select * from {{ ref('strategy_positions') }}
+    -- a symbol whose margin asset nothing names (strategy_positions.margin_asset NULL) is
+    -- kept apart as 'unknown:{symbol}' rather than added to another asset
+    select *, coalesce(margin_asset, concat('unknown:', symbol)) as asset_group
+    from {{ ref('strategy_positions') }}
     where strategy_id <> 'unattributed'
 ),
 
@@ -18,13 +24,23 @@ funding as (
     select * from {{ ref('int_funding_allocations') }}
 ),
 
+fees_converted as (
+    -- each allocation's commission share: `fee` in the margin asset as is, `other_fee` paid in
+    -- another asset and converted (NULL without a price) — what strategy_positions adds up
+    select * from {{ ref('int_fees_converted') }}
+),
+
+income_attributed as (
+    -- SPEC §4.5 income shares of positions, in their margin asset (NULL without a price)
+    select * from {{ ref('int_income_attributed') }}
+),
+
 dated_allocations as (
     select
         strategy_position_id,
         allocation_type,
         quantity,
         price,
-        case when right(symbol, length(commission_asset)) = commission_asset then commission else 0 end as quote_fee,
         {{ ms_to_day_no('trade_time_ms') }} as day_no
     from allocations
 ),
@@ -80,10 +96,22 @@ realized_days as (
     from realized_by_day
 ),
 
-fee_days as (
-    select strategy_position_id, day_no, sum(quote_fee) as fees, count(*) as fill_count
+fill_days as (
+    select strategy_position_id, day_no, count(*) as fill_count
     from dated_allocations
     group by strategy_position_id, day_no
+),
+
+fee_days as (
+    -- unpriced: allocations whose other-asset commission had no kline close to convert it
+    select
+        strategy_position_id,
+        {{ ms_to_day_no('trade_time_ms') }} as day_no,
+        sum(fee) as fees,
+        sum(other_fee) as other_fees,
+        count(*) - count(other_fee) as unpriced
+    from fees_converted
+    group by strategy_position_id, {{ ms_to_day_no('trade_time_ms') }}
 ),
 
 funding_days as (
@@ -92,25 +120,42 @@ funding_days as (
     group by strategy_position_id, {{ ms_to_day_no('income_time_ms') }}
 ),
 
+other_income_days as (
+    select
+        strategy_position_id,
+        {{ ms_to_day_no('income_time_ms') }} as day_no,
+        sum(amount_in_margin_asset) as other_income,
+        count(*) - count(amount_in_margin_asset) as unpriced
+    from income_attributed
+    group by strategy_position_id, {{ ms_to_day_no('income_time_ms') }}
+),
+
 position_events as (
     -- what each position adds to a day; counts of opened/closed trades on their entry/exit day
-    select strategy_position_id, day_no, realized_pnl, 0 as fees, 0 as funding_fees, 0 as fill_count,
+    select strategy_position_id, day_no, realized_pnl, 0 as fees, 0 as other_fees, 0 as unpriced,
+        0 as funding_fees, 0 as other_income, 0 as fill_count,
         0 as opened, 0 as closed, 0 as won, 0 as lost, 0 as broke_even
     from realized_days
     union all
-    select strategy_position_id, day_no, 0, fees, 0, fill_count, 0, 0, 0, 0, 0
+    select strategy_position_id, day_no, 0, 0, 0, 0, 0, 0, fill_count, 0, 0, 0, 0, 0
+    from fill_days
+    union all
+    select strategy_position_id, day_no, 0, fees, coalesce(other_fees, 0), unpriced, 0, 0, 0, 0, 0, 0, 0, 0
     from fee_days
     union all
-    select strategy_position_id, day_no, 0, 0, funding_fees, 0, 0, 0, 0, 0, 0
+    select strategy_position_id, day_no, 0, 0, 0, 0, funding_fees, 0, 0, 0, 0, 0, 0, 0
     from funding_days
     union all
-    select strategy_position_id, {{ ms_to_day_no('entry_time_ms') }}, 0, 0, 0, 0, 1, 0, 0, 0, 0
+    select strategy_position_id, day_no, 0, 0, 0, unpriced, 0, coalesce(other_income, 0), 0, 0, 0, 0, 0, 0
+    from other_income_days
+    union all
+    select strategy_position_id, {{ ms_to_day_no('entry_time_ms') }}, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0
     from positions
     union all
     select
         strategy_position_id,
         {{ ms_to_day_no('exit_time_ms') }},
-        0, 0, 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 1,
         case when realized_pnl_net > 0 then 1 else 0 end,
         case when realized_pnl_net < 0 then 1 else 0 end,
         case when realized_pnl_net = 0 then 1 else 0 end
@@ -122,10 +167,14 @@ activity as (
     select
         p.account_id,
         p.strategy_id,
+        p.asset_group,
         e.day_no,
         sum(e.realized_pnl) as realized_pnl,
         sum(e.fees) as fees,
+        sum(e.other_fees) as other_fees,
+        sum(e.unpriced) as unpriced,
         sum(e.funding_fees) as funding_fees,
+        sum(e.other_income) as other_income,
         sum(e.fill_count) as fill_count,
         sum(e.opened) as positions_opened,
         sum(e.closed) as positions_closed,
@@ -134,13 +183,13 @@ activity as (
         sum(e.broke_even) as breakevens
     from position_events as e
     inner join positions as p on e.strategy_position_id = p.strategy_position_id
-    group by p.account_id, p.strategy_id, e.day_no
+    group by p.account_id, p.strategy_id, p.asset_group, e.day_no
 ),
 
 spans as (
-    select account_id, strategy_id, min(day_no) as first_day_no, max(day_no) as last_day_no
+    select account_id, strategy_id, asset_group, min(day_no) as first_day_no, max(day_no) as last_day_no
     from activity
-    group by account_id, strategy_id
+    group by account_id, strategy_id, asset_group
 ),
 
 longest_span as (
@@ -156,7 +205,7 @@ day_offsets (day_offset) as (
 ),
 
 spine as (
-    select s.account_id, s.strategy_id, s.first_day_no + o.day_offset as day_no
+    select s.account_id, s.strategy_id, s.asset_group, s.first_day_no + o.day_offset as day_no
     from spans as s
     inner join day_offsets as o on o.day_offset <= s.last_day_no - s.first_day_no
 ),
@@ -165,11 +214,16 @@ daily as (
     select
         s.account_id,
         s.strategy_id,
+        s.asset_group,
         s.day_no,
         coalesce(a.realized_pnl, 0) as realized_pnl,
         coalesce(a.fees, 0) as fees,
+        coalesce(a.other_fees, 0) as other_fees,
+        coalesce(a.unpriced, 0) as unpriced,
         coalesce(a.funding_fees, 0) as funding_fees,
-        coalesce(a.realized_pnl, 0) - coalesce(a.fees, 0) + coalesce(a.funding_fees, 0) as net_pnl,
+        coalesce(a.other_income, 0) as other_income,
+        coalesce(a.realized_pnl, 0) - coalesce(a.fees, 0) - coalesce(a.other_fees, 0)
+            + coalesce(a.funding_fees, 0) + coalesce(a.other_income, 0) as net_pnl,
         coalesce(a.fill_count, 0) as fill_count,
         coalesce(a.positions_opened, 0) as positions_opened,
         coalesce(a.positions_closed, 0) as positions_closed,
@@ -178,16 +232,19 @@ daily as (
         coalesce(a.breakevens, 0) as breakevens
     from spine as s
     left join activity as a
-        on s.account_id = a.account_id and s.strategy_id = a.strategy_id and s.day_no = a.day_no
+        on s.account_id = a.account_id
+        and s.strategy_id = a.strategy_id
+        and s.asset_group = a.asset_group
+        and s.day_no = a.day_no
 ),
 
 cumulative as (
     select
         *,
         sum(net_pnl) over (
-            partition by account_id, strategy_id order by day_no rows between unbounded preceding and current row
+            partition by account_id, strategy_id, asset_group order by day_no rows between unbounded preceding and current row
         ) as cumulative_net_pnl,
-        row_number() over (partition by account_id, strategy_id order by day_no) as day_index
+        row_number() over (partition by account_id, strategy_id, asset_group order by day_no) as day_index
     from daily
 ),
 
@@ -195,27 +252,32 @@ peaks as (
     select
         *,
         max(cumulative_net_pnl) over (
-            partition by account_id, strategy_id order by day_no rows between unbounded preceding and current row
+            partition by account_id, strategy_id, asset_group order by day_no rows between unbounded preceding and current row
         ) as running_max
     from cumulative
 ),
 
 final as (
     select
-        concat(account_id, ':', strategy_id, ':', {{ to_text(day_no_to_date('day_no')) }}) as daily_pnl_id,
+        concat(account_id, ':', strategy_id, ':', asset_group, ':', {{ to_text(day_no_to_date('day_no')) }})
+            as daily_pnl_id,
         account_id,
         strategy_id,
+        asset_group as margin_asset,
         {{ day_no_to_date('day_no') }} as pnl_date,
         {{ to_int('day_index') }} as day_index,
         {{ dec18('realized_pnl') }} as realized_pnl,
         {{ dec18('fees') }} as fees,
+        {{ dec18('other_fees') }} as other_fees,
         {{ dec18('funding_fees') }} as funding_fees,
+        {{ dec18('other_income') }} as other_income,
         {{ dec18('net_pnl') }} as net_pnl,
         {{ dec18('cumulative_net_pnl') }} as cumulative_net_pnl,
         -- the curve starts at 0 before the first day, so a losing first day is a drawdown
         {{ dec18('case when running_max > 0 then running_max else 0 end') }} as peak_net_pnl,
         {{ dec18('case when running_max > 0 then running_max else 0 end - cumulative_net_pnl') }} as drawdown,
         {{ to_int('fill_count') }} as fill_count,
+        {{ to_int('unpriced') }} as unpriced_amounts,
         {{ to_int('positions_opened') }} as positions_opened,
         {{ to_int('positions_closed') }} as positions_closed,
         {{ to_int('wins') }} as wins,

@@ -1,9 +1,14 @@
--- SPEC §6: one row per account and strategy — the leaderboard. Trade statistics come from
--- its closed strategy positions, money totals from all its positions, the drawdown and the
--- Sharpe/Sortino ratios from its daily net PnL curve (strategy_daily_pnl). Buckets
+-- SPEC §6: one row per account, strategy and margin asset — the leaderboard. Trade statistics
+-- come from its closed strategy positions, money totals from all its positions, the drawdown
+-- and the Sharpe/Sortino ratios from its daily net PnL curve (strategy_daily_pnl). Amounts of
+-- different assets are never added (a strategy trading USDT- and BTC-margined contracts has
+-- two rows), and so are the trades ranked, counted into streaks and compared per asset. Buckets
 -- (strategy_id 'unattributed') are not strategies and are left out.
 with positions as (
-    select * from {{ ref('strategy_positions') }}
+    -- a symbol whose margin asset nothing names (strategy_positions.margin_asset NULL) is
+    -- kept apart as 'unknown:{symbol}' rather than added to another asset
+    select *, coalesce(margin_asset, concat('unknown:', symbol)) as asset_group
+    from {{ ref('strategy_positions') }}
     where strategy_id <> 'unattributed'
 ),
 
@@ -15,6 +20,7 @@ sums as (
     select
         account_id,
         strategy_id,
+        asset_group,
         {{ trade_stats_sums() }},
         count(case when close_reason = 'take_profit' then 1 end) as take_profit_closes,
         count(case when close_reason = 'stop_loss' then 1 end) as stop_loss_closes,
@@ -23,13 +29,14 @@ sums as (
         count(case when close_reason = 'liquidation' then 1 end) as liquidation_closes,
         sum(case when status <> 'closed' then open_quantity else 0 end) as open_quantity_sum
     from positions
-    group by account_id, strategy_id
+    group by account_id, strategy_id, asset_group
 ),
 
 outcomes as (
     select
         account_id,
         strategy_id,
+        asset_group,
         strategy_position_id,
         exit_time_ms,
         {{ trade_outcome('realized_pnl_net') }} as outcome
@@ -42,33 +49,36 @@ islands as (
     select
         account_id,
         strategy_id,
+        asset_group,
         outcome,
-        {{ to_int('row_number() over (partition by account_id, strategy_id order by exit_time_ms, strategy_position_id)') }}
-        - {{ to_int('row_number() over (partition by account_id, strategy_id, outcome order by exit_time_ms, strategy_position_id)') }}
+        {{ to_int('row_number() over (partition by account_id, strategy_id, asset_group order by exit_time_ms, strategy_position_id)') }}
+        - {{ to_int('row_number() over (partition by account_id, strategy_id, asset_group, outcome order by exit_time_ms, strategy_position_id)') }}
             as island
     from outcomes
 ),
 
 streaks as (
-    select account_id, strategy_id, outcome, island, count(*) as streak_length
+    select account_id, strategy_id, asset_group, outcome, island, count(*) as streak_length
     from islands
-    group by account_id, strategy_id, outcome, island
+    group by account_id, strategy_id, asset_group, outcome, island
 ),
 
 longest_streaks as (
     select
         account_id,
         strategy_id,
+        asset_group,
         max(case when outcome = 'win' then streak_length else 0 end) as max_consecutive_wins,
         max(case when outcome = 'loss' then streak_length else 0 end) as max_consecutive_losses
     from streaks
-    group by account_id, strategy_id
+    group by account_id, strategy_id, asset_group
 ),
 
 daily_stats as (
     select
         account_id,
         strategy_id,
+        margin_asset as asset_group,
         count(*) as active_days,
         sum(net_pnl) as daily_net_sum,
         max(drawdown) as max_drawdown,
@@ -76,14 +86,15 @@ daily_stats as (
         stddev_samp({{ to_double('net_pnl') }}) as stddev_daily,
         sqrt(avg(power({{ to_double('case when net_pnl < 0 then net_pnl else 0 end') }}, 2))) as downside_deviation
     from daily
-    group by account_id, strategy_id
+    group by account_id, strategy_id, margin_asset
 ),
 
 final as (
     select
-        concat(s.account_id, ':', s.strategy_id) as strategy_key,
+        concat(s.account_id, ':', s.strategy_id, ':', s.asset_group) as strategy_key,
         s.account_id,
         s.strategy_id,
+        s.asset_group as margin_asset,
         s.positions_total,
         s.positions_open,
         s.positions_partial,
@@ -112,8 +123,10 @@ final as (
         ) }} as sortino_ratio,
         {{ dec18('s.open_quantity_sum') }} as open_quantity
     from sums as s
-    left join longest_streaks as ls on s.account_id = ls.account_id and s.strategy_id = ls.strategy_id
-    left join daily_stats as d on s.account_id = d.account_id and s.strategy_id = d.strategy_id
+    left join longest_streaks as ls
+        on s.account_id = ls.account_id and s.strategy_id = ls.strategy_id and s.asset_group = ls.asset_group
+    left join daily_stats as d
+        on s.account_id = d.account_id and s.strategy_id = d.strategy_id and s.asset_group = d.asset_group
 )
 
 select * from final

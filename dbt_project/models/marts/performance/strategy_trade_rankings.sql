@@ -1,8 +1,13 @@
 -- SPEC §6: every closed trade (closed strategy position) of every strategy, ranked best to
--- worst and worst to best by realized_pnl_net within its account and strategy; BI filters
--- best_rank <= N or worst_rank <= N. Ties go to the earlier exit, then the position id.
+-- worst and worst to best by realized_pnl_net within its account, strategy and margin asset
+-- (1 BTC and 1 USDT are not comparable, so each asset has its own ranking); BI filters
+-- best_rank <= N or worst_rank <= N. Ties go to the earlier exit, then the position id; a
+-- trade without a realized_pnl_net (an unpriced conversion) comes last in both rankings.
 with positions as (
-    select * from {{ ref('strategy_positions') }}
+    -- a symbol whose margin asset nothing names (strategy_positions.margin_asset NULL) is
+    -- kept apart as 'unknown:{symbol}' rather than added to another asset
+    select *, coalesce(margin_asset, concat('unknown:', symbol)) as asset_group
+    from {{ ref('strategy_positions') }}
     where strategy_id <> 'unattributed' and status = 'closed'
 ),
 
@@ -10,12 +15,14 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by account_id, strategy_id order by realized_pnl_net desc, exit_time_ms, strategy_position_id
+            partition by account_id, strategy_id, asset_group
+            order by case when realized_pnl_net is null then 1 else 0 end, realized_pnl_net desc, exit_time_ms, strategy_position_id
         ) as best_rank,
         row_number() over (
-            partition by account_id, strategy_id order by realized_pnl_net, exit_time_ms, strategy_position_id
+            partition by account_id, strategy_id, asset_group
+            order by case when realized_pnl_net is null then 1 else 0 end, realized_pnl_net, exit_time_ms, strategy_position_id
         ) as worst_rank,
-        count(*) over (partition by account_id, strategy_id) as strategy_trades
+        count(*) over (partition by account_id, strategy_id, asset_group) as strategy_trades
     from positions
 ),
 
@@ -26,6 +33,7 @@ final as (
         strategy_id,
         signal_id,
         symbol,
+        asset_group as margin_asset,
         side,
         exchange_position_id,
         entry_time,
@@ -38,7 +46,9 @@ final as (
         realized_pnl,
         realized_pnl_pct,
         fees,
+        other_fees,
         funding_fees,
+        other_income,
         realized_pnl_net,
         holding_seconds,
         {{ to_int('best_rank') }} as best_rank,
