@@ -17,6 +17,7 @@ from stratpos.transform import run_dbt
 from stratpos.warehouse import drop_schemas
 from tests.dbt.binance_shapes import T0, D, Replay, build, by, rows
 from tests.dbt.test_attribution import snapshot
+from tests.dbt.truth import _ms
 
 RECON = ("recon_r1_fill_coverage", "recon_r2_open_quantity", "recon_r3_exchange_positions",
          "recon_r4_episode_realized_pnl", "recon_r5_pnl_identity")  # fmt: skip
@@ -145,6 +146,7 @@ def test_episodes_start_from_the_opening_state(opened):
     )  # fmt: skip
     sol = e["h:SOLUSDT_LONG:1"]
     assert (sol["status"], sol["current_quantity"], sol["weighted_avg_price"]) == ("open", D(5), D("150.5"))
+    assert sol["last_fill_at"] is None and _ms(sol["opened_at"]) == T0 + 10_000  # no fill: the snapshot's time
     assert (e["h:ADAUSDT_LONG:1"]["status"], e["h:ADAUSDT_LONG:1"]["computed_realized_pnl"]) == ("closed", D(5))
     # BOTH: the crossing fill's closing leg ends episode 1 ((48000 − 50000.12345678)·0.5·(−1)), its
     # opening leg starts episode 2 at 48000

@@ -4,7 +4,9 @@
 
 -- SPEC §4.1: one row per exchange position episode — from a fill that leaves flat to the
 -- fill that returns the key to exactly zero — with Binance's average-entry accounting,
--- our recomputation of it, and who contributed.
+-- our recomputation of it, and who contributed. Episode 1 of a key whose history starts
+-- mid-position starts with its opening leg: opened_at is the key's first fill (or, with no
+-- fill at all, the snapshot that showed it open), and its average starts at avg0.
 with legs as (
     select * from {{ ref('int_exchange_legs') }}
 ),
@@ -45,7 +47,8 @@ episodes as (
         max(closes_episode) as is_closed,
         min(trade_time_ms) as opened_at_ms,
         max(case when closes_episode = 1 then trade_time_ms end) as closed_at_ms,
-        max(trade_time_ms) as last_fill_ms,
+        -- an opening leg (SPEC §4.1) is no fill: an episode made only of it has no last fill
+        max(case when is_opening = 0 then trade_time_ms end) as last_fill_ms,
         max(abs(leg_qty_after)) as peak_quantity,
         -- a fill's realizedPnl belongs to its first (closing) leg
         sum(case when leg_no = 1 then fill_realized_pnl else 0 end) as realized_pnl,
