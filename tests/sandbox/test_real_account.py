@@ -378,3 +378,18 @@ def test_history_start_must_fall_inside_the_run(tmp_path):
     start = datetime(2026, 1, 5, tzinfo=UTC)
     with pytest.raises(ValueError, match="history-start"):
         GenerateConfig(out=tmp_path, days=1, start=start, history_start=datetime(2026, 1, 7, tzinfo=UTC)).validate()
+
+
+def test_cli_generate_with_history_start_and_rebates(tmp_path, capsys):
+    from stratpos.cli import main
+
+    out = tmp_path / "cli"
+    args = ["sandbox", "generate", "--out", str(out), "--days", "1", "--strategies", "3", "--quiet"]
+    args += ["--symbols", "BTCUSDT", "ETHBTC", "--history-start", "2026-01-05T06:00", "--rebates", "--account-income"]
+    assert main(args) == 0
+    assert "served history starts 2026-01-05T06:00:00+00:00" in capsys.readouterr().out
+    hs = int(datetime(2026, 1, 5, 6, tzinfo=UTC).timestamp() * 1000)
+    assert min(t["time"] for t in load(out, "futures_trades.jsonl")) >= hs
+    assert {s["symbol"]: s["marginAsset"] for s in load(out, "symbols.jsonl")}["ETHBTC"] == "BTC"
+    assert any(D(t["commission"]) < 0 for t in load(out, "futures_trades.jsonl"))
+    assert any(i["incomeType"] == "TRANSFER" for i in load(out, "income.jsonl"))
