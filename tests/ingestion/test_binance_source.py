@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ DAY = 86_400_000
 START = datetime(2026, 1, 5, tzinfo=UTC)
 SINCE = int(START.timestamp() * 1000)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-COMPARED = ("futures_trades", "futures_orders", "futures_algo_orders", "income")
+COMPARED = ("futures_trades", "futures_orders", "futures_algo_orders", "income", "symbols")
 LINEAGE = {"payload", "payload_hash", "source", "run_id", "loaded_at"}
 PAGE = 100  # small pages so that every source pages several times on a 2-day account
 BATCH = 250  # and commits several batches
@@ -65,7 +66,7 @@ def _jsonl(directory: Path, name: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def files(account_dir: Path) -> dict[str, list[dict]]:
-    names = ("futures_trades", "futures_orders", "futures_algo_orders", "income", "position_risk")
+    names = ("futures_trades", "futures_orders", "futures_algo_orders", "income", "position_risk", "symbols")
     return {n: _jsonl(account_dir, f"{n}.jsonl") for n in names}
 
 
@@ -89,7 +90,17 @@ def expected(account_dir: Path, tmp_path_factory) -> dict[str, set[tuple]]:
     """The raw rows of the replay files, loaded by the replay loader."""
     settings = Settings(target="duckdb", duckdb_path=tmp_path_factory.mktemp("replay") / "replay.duckdb")
     load_replay(account_dir, settings)
-    return {name: table_rows(settings, name) for name in COMPARED}
+    return {name: table_rows(settings, name) for name in (*COMPARED, "klines")}
+
+
+def needed_klines(files) -> set[tuple[str, int]]:
+    """(pair, minute) of every fill whose commission is paid in another asset than its symbol's margin asset."""
+    margin = {s["symbol"]: s.get("marginAsset") or s["quoteAsset"] for s in files["symbols"]}
+    return {
+        (t["commissionAsset"] + margin[t["symbol"]], t["time"] - t["time"] % 60_000)
+        for t in files["futures_trades"]
+        if t["commissionAsset"] != margin[t["symbol"]] and Decimal(t["commission"]) != 0
+    }
 
 
 @pytest.fixture
@@ -134,6 +145,10 @@ def assert_matches_replay(settings: Settings, files, expected) -> None:
     for name in COMPARED:
         got = table_rows(settings, name)
         assert got == expected[name], f"{name}: {len(got ^ expected[name])} rows differ"
+    # klines: exactly the minutes that convert a commission paid in another asset (e.g. BNB), as served
+    klines = table_rows(settings, "klines")
+    assert klines <= expected["klines"]
+    assert {(k[0], k[2]) for k in klines} == needed_klines(files) != set()
     trades = defaultdict(int)
     for r in files["futures_trades"]:
         trades[r["symbol"]] += 1
