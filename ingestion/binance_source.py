@@ -45,6 +45,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from ingestion.batch import Batch, BatchStats, new_run_id
@@ -80,6 +81,46 @@ KLINE_LIMIT = 1500
 _SYMBOL = re.compile(SYMBOL_RE)
 
 Progress = Callable[[str, int, int], None]
+
+# Binance's retention (SPEC §3.2): trades 6 months, orders and algo orders 90 days (canceled/expired ones
+# without fills 3 days), income 3 months. (stream, what, months, days)
+RETENTION = (
+    ("symbols", "trades (userTrades)", 6, 0),
+    ("symbols", "orders and algo orders (allOrders, allAlgoOrders)", 0, 90),
+    ("income", "income (income history)", 3, 0),
+)
+
+
+def _months_before(ms: int, months: int) -> int:
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    month = dt.month - months
+    year = dt.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    for day in (dt.day, 30, 29, 28):  # the same day of the month, clamped to the month's length
+        try:
+            return int(dt.replace(year=year, month=month, day=day).timestamp() * 1000)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def retention_notes(since_ms: int, server_ms: int, streams: Collection[str]) -> list[str]:
+    """What a window starting at ``since_ms`` cannot get any more: one note per dataset past Binance's retention."""
+    notes = []
+    for stream, what, months, days in RETENTION:
+        if stream not in streams:
+            continue
+        floor = _months_before(server_ms, months) - days * DAY_MS
+        if since_ms < floor:
+            notes.append(
+                f"{what}: Binance serves them back to {_iso(floor)} only; the window starts {_iso(since_ms)}, "
+                "so anything older is not ingested (keys read for the first time start there)"
+            )
+    return notes
 
 
 def _int(value: Any) -> int | None:
@@ -234,6 +275,32 @@ class _Ingestion:
     @staticmethod
     def _unsupported(exc: BinanceIngestError) -> bool:
         return exc.status_code in (404, 405) or exc.code in (-5000, -1099)
+
+    def retention(self, notes: list[str]) -> None:
+        """Tell the user (a warning and an audit row) what the window reaches past Binance's retention."""
+        if not notes:
+            return
+        for note in notes:
+            log.warning("binance account %s: %s", self.account_id, note)
+        now = utcnow()
+        with self.store.transaction():
+            self.store.write_run(
+                {
+                    "run_id": self.run_id,
+                    "source": self._source("retention"),
+                    "batch_no": 0,
+                    "target": self.store.target,
+                    "started_at": now,
+                    "finished_at": now,
+                    "duration_ms": 0,
+                    "received": 0,
+                    "loaded": 0,
+                    "duplicates": 0,
+                    "quarantined": 0,
+                    "status": "warning",
+                    "message": "; ".join(notes)[:2000],
+                }
+            )
 
     # -- account ---------------------------------------------------------------------------------------
     def account(self) -> BatchStats:
@@ -703,6 +770,7 @@ def ingest_binance(
             progress=progress,
         )
         ing.server_ms = server_ms
+        ing.retention(retention_notes(since, server_ms, streams))
         if "account" in streams:
             ing.account()
         if "exchange_info" in streams:

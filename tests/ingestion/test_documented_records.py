@@ -307,3 +307,38 @@ def test_same_ids_on_two_symbols_in_one_batch_are_two_rows(duckdb_settings):
         stats = batch.commit(st)
     assert (stats.loaded, stats.duplicates, stats.quarantined) == (2, 0, 0)
     assert dump(duckdb_settings, ["futures_algo_orders"], exclude=LINEAGE_OF_A_RUN)["futures_algo_orders"]
+
+
+def test_a_window_past_binance_retention_is_told(duckdb_settings, server, caplog):
+    """SPEC §3.2: trades 6 months, orders 90 days, income 3 months; never silently thin."""
+    caplog.set_level(logging.WARNING)
+    api = _api(server)
+    run_id = new_run_id()
+    _ingest(duckdb_settings, api, run_id=run_id)  # since = T0 - 1 day: months before the server's now
+    notes = rows(
+        duckdb_settings,
+        "select status, message from {audit}.ingestion_runs where run_id = ? and source = ?",
+        [run_id, f"binance:{doc.ACCOUNT}:retention"],
+    )
+    assert [n["status"] for n in notes] == ["warning"]
+    for what in ("trades (userTrades)", "orders and algo orders", "income (income history)"):
+        assert what in notes[0]["message"]
+        assert any(what in m and "Binance serves them back to" in m for m in caplog.messages)
+
+    recent = new_run_id()
+    now = api.sync_time()
+    ingest_binance(duckdb_settings, client=api, account_id=doc.ACCOUNT, since_ms=now - 10 * 86_400_000, run_id=recent)
+    assert (
+        rows(duckdb_settings, "select source from {audit}.ingestion_runs where run_id = ? and status <> 'ok'", [recent])
+        == []
+    )
+
+
+def test_retention_floor_is_calendar_months():
+    from ingestion.binance_source import _months_before, retention_notes
+
+    aug31 = 1_788_134_400_000  # 2026-08-31 00:00 UTC
+    assert _months_before(aug31, 6) == 1_772_236_800_000  # 2026-02-28: the 31st clamped to February
+    assert _months_before(aug31, 0) == aug31
+    assert retention_notes(aug31 - 89 * 86_400_000, aug31, ["symbols", "income"]) == []
+    assert len(retention_notes(aug31 - 91 * 86_400_000, aug31, ["symbols", "income"])) == 1  # orders: 90 days
