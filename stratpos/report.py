@@ -862,14 +862,15 @@ def _leaderboard_section(
         for r in rows
     )
     parts = [
-        f'<h3 class="asset">{a}-margined</h3><table class="leaderboard" data-asset="{a}">{head}<tbody>{body}</tbody>'
+        f'<h3 class="asset">{a}-margined</h3><div class="chart-wrap">'
+        f'<table class="leaderboard" data-asset="{a}">{head}<tbody>{body}</tbody>'
     ]
     if bucket is not None:
         parts.append(
             f'<tbody class="bucket"><tr data-strategy="{BUCKET}" data-asset="{a}">'
             f"{_leader_cells(bucket, BUCKET_COLOUR)}</tr></tbody>"
         )
-    parts.append(f'<tfoot><tr class="total">{_leader_cells(total, None)}</tr></tfoot></table>')
+    parts.append(f'<tfoot><tr class="total">{_leader_cells(total, None)}</tr></tfoot></table></div>')
     return "".join(parts)
 
 
@@ -1054,6 +1055,9 @@ section{background:var(--card);border:1px solid var(--line);border-radius:10px;p
 section>h2{font-size:17px;margin:0 0 10px}
 h3{font-size:15px;margin:0 0 2px}
 h3.asset{margin:14px 0 6px;color:var(--muted)}
+.kpis[data-asset] .kpi .value{font-size:17px}
+table.leaderboard th{white-space:normal;vertical-align:bottom}
+table.leaderboard td,table.leaderboard th{padding:6px 8px}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);font-weight:600;text-align:right;
 border-bottom:2px solid var(--line);padding:6px 10px;white-space:nowrap}

@@ -425,3 +425,38 @@ def _assert_busy_png(path: Path, width: int, height: int) -> None:
         1 for i in range(h) if raw[i * stride] != 2 or raw[i * stride + 1 : (i + 1) * stride].count(0) != stride - 1
     )
     assert changing >= h // 10, f"only {changing} of {h} rows differ from the row above"
+
+
+# --------------------------------------------------------------------------- the demo's console leaderboard
+def test_demo_leaderboard_is_per_margin_asset():
+    """``stratpos demo`` prints a line per strategy and margin asset, each amount with its asset."""
+    from rich.console import Console
+
+    from stratpos.demo import leaderboard
+
+    def row(sid, asset, symbol, net, status="closed", reason="take_profit", unrealized="0"):
+        return {
+            "strategy_id": sid,
+            "margin_asset": asset,
+            "symbol": symbol,
+            "realized_pnl_net": None if net is None else Decimal(net),
+            "unrealized_pnl": Decimal(unrealized),
+            "status": status,
+            "close_reason": reason if status == "closed" else None,
+        }
+
+    rows = [
+        row("s1", "USDT", "BTCUSDT", "12.5"),
+        row("s1", "USDT", "BTCUSDT", "-2.25", reason="stop_loss"),
+        row("s1", "BTC", "ETHBTC", "0.00012"),
+        row("s1", "BTC", "ETHBTC", None, status="open", unrealized="-0.00003"),  # an unpriced conversion
+        row("s2", "USDT", "ETHUSDT", "-1"),
+    ]
+    console = Console(width=200, record=True)
+    console.print(leaderboard(rows))
+    text = console.export_text()
+    lines = {tuple(c.strip() for c in line.split("│")[1:3]): line for line in text.splitlines() if "│" in line}
+    assert set(lines) == {("s1", "USDT"), ("s1", "BTC"), ("s2", "USDT")}
+    assert "10.25 USDT" in lines[("s1", "USDT")] and "50%" in lines[("s1", "USDT")]
+    assert "0.00012 BTC (1 unpriced)" in lines[("s1", "BTC")] and "-0.00003 BTC" in lines[("s1", "BTC")]
+    assert "10.25012" not in text  # USDT and BTC never added
