@@ -11,6 +11,8 @@ the edge cases:
 - ``steady``: no losses — two wins and a breakeven — with an idle day between trading days,
   and a signal that never filled;
 - ``holder``: only open positions (fees and funding, no trade closed);
+- ``nofx``: one trade whose BNB fees cannot be converted (the minute's BNBUSDT kline is missing),
+  so its net PnL is unknown: counted apart as unpriced, never as a win, loss or breakeven;
 - plus manual UI trades (an unattributed bucket that must stay out of every strategy mart).
 
 Fees are Binance's taker 0.05 % of the notional in USDT, except where the account pays them
@@ -21,6 +23,7 @@ back at that close. Expected values are in the comments.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
 from decimal import Decimal as D
@@ -35,7 +38,7 @@ from tests.marts.warehouses import build, module_warehouse
 
 DAY = 86_400
 HOUR = 3_600
-STRATEGIES = {"strat_a", "strat_b", "oneshot", "steady", "holder"}
+STRATEGIES = {"strat_a", "strat_b", "oneshot", "steady", "holder", "nofx"}
 BNB_CLOSE = "250"  # BNB fees: notional·0.0005·0.9 / 250 BNB, exact to 8 places; back in USDT 0.00045·notional
 
 
@@ -117,7 +120,17 @@ def replay(tmp_path_factory) -> Path:
     _xrp_trade(s, "A6", 3 * DAY + 3 * HOUR, "200", "tp", "200", "0.51")  # +2 − 202·0.00045 = 1.9091
     # partial: realized 4, other fees (50 + 24)·0.00045 = 0.0333, net 3.9667, 60 open
     _xrp_trade(s, "A7", 3 * DAY + 5 * HOUR, "100", "tp", "40", "0.6")
+    # NF1 (nofx) 10 @20 → 21 on 01-03, fees in BNB: realized 10, USDT fees 0, other_fees unknown
+    s.signal("NF1", "nofx", "SOLUSDT", "buy", "10", at=2 * DAY + 12 * HOUR)
+    s.trade("NF1-en", "SOLUSDT", "BUY", ("10", "20"), at=2 * DAY + 12 * HOUR + 1, bnb_price=BNB_CLOSE)
+    s.trade("NF1-tp", "SOLUSDT", "SELL", ("10", "21"), at=2 * DAY + 13 * HOUR, bnb_price=BNB_CLOSE)
     s.finish({"BNBUSDT": "320", "XRPUSDT": "0.52", "ETHBTC": "0.052"}, at=3 * DAY + 20 * HOUR)
+    # …and the two minutes of NF1's fills have no BNBUSDT kline (no other BNB fee falls in them)
+    unpriced = {s.at(2 * DAY + 12 * HOUR), s.at(2 * DAY + 13 * HOUR)}
+    klines = (out / "klines.jsonl").read_text().splitlines()
+    kept = [k for k in klines if json.loads(k)["kline"][0] not in unpriced]
+    assert len(kept) == len(klines) - 2
+    (out / "klines.jsonl").write_text("".join(f"{k}\n" for k in kept))
     return out
 
 
@@ -468,6 +481,38 @@ def test_two_margin_assets_are_never_added(marts):
     assert quality["B1"]["margin_asset"] == "USDT"
     timeline = by_key(marts, "contribution_timeline", "strategy_position_id")
     assert (timeline["XB1"]["margin_asset"], timeline["B1"]["margin_asset"]) == ("BTC", "USDT")
+
+
+def test_a_trade_without_a_conversion_price(marts):
+    """NF1's BNB fees have no price: its net is NULL, so it is no win, loss or breakeven, and no sum takes it."""
+    position = by_key(marts, "strategy_positions", "strategy_position_id")["NF1"]
+    assert (position["other_fees"], position["realized_pnl_net"]) == (None, None)
+    row = by_key(marts, "strategy_performance", "strategy_key")["default:nofx:USDT"]
+    expected = {
+        "positions_total": 1,
+        "positions_closed": 1,
+        "wins": 0,
+        "losses": 0,
+        "breakevens": 0,
+        "unpriced_positions": 1,
+        "win_rate": None,
+        "realized_pnl": D(10),
+        "fees": D(0),
+        "other_fees": None,
+        "realized_pnl_net": None,
+        "expectancy": None,
+        "take_profit_closes": 1,
+        "max_consecutive_wins": 0,
+        "max_consecutive_losses": 0,
+    }
+    assert mismatches(row, expected) == []
+    # its day counts what is known (realized 10) and how many amounts had no price
+    [day] = [r for r in mart_rows(marts, "strategy_daily_pnl") if r["strategy_id"] == "nofx"]
+    known = {"realized_pnl": D(10), "fees": D(0), "other_fees": D(0), "net_pnl": D(10), "unpriced_amounts": 2}
+    assert mismatches(day, known) == []
+    assert by_key(marts, "strategy_trade_rankings", "strategy_position_id")["NF1"]["outcome"] == "unpriced"
+    tp = by_key(marts, "strategy_close_reasons", "strategy_close_reason_key")["default:nofx:USDT:take_profit"]
+    assert mismatches(tp, {"closes": 1, "wins": 0, "losses": 0, "unpriced_closes": 1, "realized_pnl_net": None}) == []
 
 
 def test_buckets_are_not_strategies(marts):

@@ -42,6 +42,7 @@ by_reason as (
         count(case when realized_pnl_net > 0 then 1 end) as wins,
         count(case when realized_pnl_net < 0 then 1 end) as losses,
         count(case when realized_pnl_net = 0 then 1 end) as breakevens,
+        count(case when realized_pnl_net is null then 1 end) as unpriced,
         sum(realized_pnl) as realized_pnl_sum,
         sum(realized_pnl_net) as net_sum,
         sum(realized_pnl_pct) as pnl_pct_sum,
@@ -65,9 +66,11 @@ final as (
         coalesce(b.wins, 0) as wins,
         coalesce(b.losses, 0) as losses,
         coalesce(b.breakevens, 0) as breakevens,
+        coalesce(b.unpriced, 0) as unpriced_closes,
         {{ safe_div('b.wins', 'b.wins + b.losses', 18) }} as win_rate,
         {{ dec18('coalesce(b.realized_pnl_sum, 0)') }} as realized_pnl,
-        {{ dec18('coalesce(b.net_sum, 0)') }} as realized_pnl_net,
+        -- 0 without closes; NULL when every close of the reason lacks a conversion price
+        {{ dec18('case when b.closes is null then 0 else b.net_sum end') }} as realized_pnl_net,
         {{ safe_div('b.net_sum', 'b.closes', 18) }} as avg_realized_pnl_net,
         {{ safe_div('b.pnl_pct_sum', 'b.closes', 18) }} as avg_realized_pnl_pct,
         {{ safe_div('b.holding_sum', 'b.closes', 18) }} as avg_holding_seconds
