@@ -334,11 +334,14 @@ class _LeaderRow:
 
 def _load_positions(db: _Reader) -> list[_Position] | None:
     """Every strategy position (buckets included); None when the mart does not exist."""
-    if not db.columns("marts", "strategy_positions"):
+    present = {c.lower() for c in db.columns("marts", "strategy_positions")}
+    if not present:
         return None
+    # columns a warehouse built before margin assets lacks read as NULL (rebuild it to get them)
+    optional = ", ".join(c if c in present else f"null as {c}" for c in ("margin_asset", "other_fees", "other_income"))
     rows = db.rows(
-        "select strategy_position_id, strategy_id, symbol, margin_asset, status, close_reason, entry_time, "
-        "exit_time, realized_pnl, realized_pnl_net, fees, other_fees, funding_fees, other_income, open_quantity, "
+        f"select strategy_position_id, strategy_id, symbol, {optional}, status, close_reason, entry_time, "
+        "exit_time, realized_pnl, realized_pnl_net, fees, funding_fees, open_quantity, "
         f"unrealized_pnl from {db.name('marts', 'strategy_positions')}"
     )
     return [

@@ -300,6 +300,35 @@ def test_empty_warehouse_renders(warehouse_settings: Settings, tmp_path: Path):
     assert doc.charts == [] and doc.leaderboard == {}
 
 
+def test_marts_built_before_margin_assets_still_render(warehouse_settings: Settings, tmp_path: Path):
+    """A strategy_positions without margin_asset / other_fees / other_income (an older build): the
+    amounts are shown under an 'unknown:{symbol}' asset, one per symbol, never added together."""
+    ensure_schemas(warehouse_settings)
+    q = "`" if warehouse_settings.target == "mysql" else '"'
+    table = f"{q}{warehouse_settings.schema('marts')}{q}.{q}strategy_positions{q}"
+    money_cols = ", ".join(
+        f"{c} decimal(38,18)"
+        for c in ("realized_pnl", "realized_pnl_net", "fees", "funding_fees", "open_quantity", "unrealized_pnl")
+    )
+    execute(
+        warehouse_settings,
+        [
+            f"create table {table} (strategy_position_id varchar(64), strategy_id varchar(64), symbol varchar(32), "
+            f"status varchar(8), close_reason varchar(16), entry_time timestamp, exit_time timestamp, {money_cols})",
+            f"insert into {table} values "
+            "('P1', 's1', 'BTCUSDT', 'closed', 'take_profit', '2026-01-01 00:00:00', '2026-01-01 01:00:00', "
+            "3, 2.5, 0.5, 0, 0, 0), "
+            "('P2', 's1', 'ETHBTC', 'closed', 'stop_loss', '2026-01-01 00:00:00', '2026-01-01 02:00:00', "
+            "-0.001, -0.00105, 0.00005, 0, 0, 0)",
+        ],
+    )
+    page = build_report(warehouse_settings, tmp_path / "old.html").read_text()
+    doc = parse(page)
+    assert set(doc.leaderboard) == {("s1", "unknown:BTCUSDT"), ("s1", "unknown:ETHBTC")}
+    assert doc.leaderboard[("s1", "unknown:BTCUSDT")][4] == "2.50000000"  # not a stablecoin: 8 places
+    assert doc.leaderboard[("s1", "unknown:ETHBTC")][4] == "-0.00105000"
+
+
 def test_validation_argument_is_rendered_and_escaped(warehouse_settings: Settings, tmp_path: Path):
     ensure_schemas(warehouse_settings)  # no marts at all
     validation = {
