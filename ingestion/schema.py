@@ -84,7 +84,9 @@ def C(name: str, kind: str = "str", nullable: bool = True, size: int = 64) -> Co
     return Column(name, kind, nullable, size)
 
 
-# lineage columns every raw table carries
+# lineage columns every raw table carries. Columns added to a table after its first release follow them:
+# that is where ALTER TABLE … ADD puts them on a table an older version created (ingestion/migrate.py), so a
+# new and a migrated table have the same column order.
 LINEAGE = (
     C("payload", "text", nullable=False),
     C("payload_hash", size=64, nullable=False),
