@@ -19,6 +19,12 @@ re-read of the same record is then a duplicate, not a conflict:
   every row;
 * ``futures_trades``: the rows whose payload has a negative ``commission`` (stored as its absolute value
   before commission became signed, SPEC §3.2).
+
+Last, once (marker ``schema:quarantine``), records that older rules quarantined and the current ones accept
+are loaded from ``raw.quarantine`` (which keeps them as its history): quarterly and BTC-margined contracts
+(``BTCUSDT_250627``, ``ETHBTC``) that the old symbol pattern refused, and the algo order / order link of a
+second symbol that collided with the first one's under the old keys. A record still refused, or conflicting
+with a stored row, stays where it is.
 """
 
 from __future__ import annotations
@@ -44,6 +50,18 @@ DERIVED = {
     "order_links": ("2", "order_links", None),
     "futures_trades": ("2", "futures_trades", "{payload_commission} like '-%'"),
 }
+QUARANTINE_VERSION = "2"
+# quarantine sources (SPEC §3.5 keeps the source of every rejected record) -> record kind
+_BINANCE_SOURCE = re.compile(r"^binance:(?P<account>.+):(?P<state>trades|orders|algo_orders):[^:]+$")
+_BINANCE_KIND = {"trades": "futures_trades", "orders": "futures_orders", "algo_orders": "futures_algo_orders"}
+_REPLAY_FILES = {
+    "futures_trades.jsonl": "futures_trades",
+    "futures_orders.jsonl": "futures_orders",
+    "futures_algo_orders.jsonl": "futures_algo_orders",
+    "order_links.jsonl": "order_links",
+    "position_risk.jsonl": "position_risk",
+    "income.jsonl": "income",
+}
 REBUILD_SUFFIX = "__stratpos_rebuild"
 LEGACY_SUFFIX = "__stratpos_legacy"
 _TYPED = ("dec", "bigid", "int")
@@ -62,6 +80,11 @@ def upgrade(store: RawStore) -> list[str]:
         store.set_watermark(marker, version, "migration")
         if changed:
             done.append(f"derived {changed} row(s) of raw.{name} again from their payload")
+    if store.get_watermark("schema:quarantine") != QUARANTINE_VERSION:
+        loaded = readmit_quarantined(store)
+        store.set_watermark("schema:quarantine", QUARANTINE_VERSION, "migration")
+        if loaded:
+            done.append(f"loaded {loaded} quarantined record(s) that the current rules accept")
     for line in done:
         log.warning("raw layer migration: %s", line)
     return done
@@ -212,3 +235,58 @@ def rederive(store: RawStore, table: Table, kind: str, where: str | None = None)
                 len(merged.conflicts),
             )
     return len(changed)
+
+
+# ----------------------------------------------------------------------------- quarantined records, again
+def _origin(store: RawStore, source: str) -> tuple[str, str] | None:
+    """(record kind, account) of a quarantine source, or None for sources this migration leaves alone."""
+    m = _BINANCE_SOURCE.match(source)
+    if m:
+        return _BINANCE_KIND[m["state"]], m["account"]
+    if source.startswith("binance:") and source.endswith((":income", ":position_risk")):
+        account, _, kind = source.removeprefix("binance:").rpartition(":")
+        return kind, account
+    if source.startswith("replay:") and "/" in source:
+        directory, _, name = source.removeprefix("replay:").rpartition("/")
+        kind = _REPLAY_FILES.get(name)
+        if kind is None:
+            return None
+        ph = "?" if store.target == "duckdb" else "%s"
+        found = store.fetchall(
+            f"select account_id from {store.table('accounts')} where source = {ph}",
+            [f"replay:{directory}/account.json"],
+        )
+        return (kind, found[0][0]) if len(found) == 1 else None
+    return None
+
+
+def readmit_quarantined(store: RawStore) -> int:
+    """Load the quarantined records that the current rules accept; returns how many were loaded."""
+    origins: dict[str, tuple[str, str] | None] = {}
+    groups: dict[str, dict[tuple, dict]] = {}
+    quarantine = store.table("quarantine")
+    for source, payload, run_id, at in store.fetchall(
+        f"select source, payload, run_id, quarantined_at from {quarantine}"
+    ):
+        if source not in origins:
+            origins[source] = _origin(store, source)
+        if origins[source] is None:
+            continue
+        kind, account = origins[source]
+        try:
+            row = to_row(KINDS[kind], _DECODER.decode(payload), account)
+        except (Rejected, json.JSONDecodeError, ValueError):
+            continue  # still refused: it stays in the quarantine only
+        table = RAW_TABLES[KINDS[kind].table]
+        row["payload_hash"] = row_hash(row)
+        row.update(payload=payload, source=source, run_id=run_id, loaded_at=at)
+        key = tuple(str(row[k]) for k in table.key)
+        rows = groups.setdefault(table.name, {})
+        seen = rows.get(key)
+        if seen is None or (table.version and row[table.version] > seen[table.version]):
+            rows[key] = row
+    loaded = 0
+    for name, rows in groups.items():
+        with store.transaction():
+            loaded += store.merge(RAW_TABLES[name], list(rows.values())).loaded  # conflicts stay quarantined only
+    return loaded

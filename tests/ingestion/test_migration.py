@@ -11,6 +11,7 @@ same records again afterwards finds duplicates, not conflicts.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from decimal import Decimal
 
@@ -26,7 +27,7 @@ NEW_ALGO_COLUMNS = ("algo_type", "price", "actual_price", "reduce_only", "close_
 
 
 def _legacy_tables() -> dict[str, Table]:
-    """The four tables as the previous release declared them."""
+    """The tables as the previous release declared them."""
     algo = RAW_TABLES["futures_algo_orders"]
     links = RAW_TABLES["order_links"]
     income = RAW_TABLES["income"]
@@ -42,18 +43,18 @@ def _legacy_tables() -> dict[str, Table]:
             income, columns=tuple(C("tran_id", "int") if c.name == "tran_id" else c for c in income.columns)
         ),
         "futures_trades": RAW_TABLES["futures_trades"],
+        "accounts": RAW_TABLES["accounts"],
+        "quarantine": RAW_TABLES["quarantine"],
     }
 
 
-def _legacy_row(table: Table, kind: str, obj: dict, **changes) -> dict:
+def _legacy_row(table: Table, kind: str, obj: dict, source: str = "replay:acct/legacy", **changes) -> dict:
     """A row as the previous release wrote it: its columns only, its own hash, the original payload."""
-    import json
-
     row = to_row(KINDS[kind], obj, doc.ACCOUNT)
     row.update(changes)
     row = {c: row[c] for c in table.column_names if c in row}
     row["payload_hash"] = row_hash(row)
-    row.update(payload=json.dumps(obj), source="replay:acct/legacy", run_id="legacy-run", loaded_at=utcnow())
+    row.update(payload=json.dumps(obj), source=source, run_id="legacy-run", loaded_at=utcnow())
     return row
 
 
@@ -96,6 +97,37 @@ def _write_legacy(settings, monkeypatch) -> None:
                 inc,
                 [_legacy_row(inc, "income", r, tran_id=r["tranId"]) for r in doc.INCOME if r["tranId"] < 2**63],
             )
+            accounts = RAW_TABLES["accounts"]
+            account = {"account_id": doc.ACCOUNT, "position_mode": "hedge"}
+            store.merge(accounts, [_legacy_row(accounts, "account", account, source="replay:acct/account.json")])
+            # what the previous rules quarantined: the ETHUSDT algo 3000 (its key clashed with BTCUSDT's), the
+            # quarterly and ETHBTC trades (refused by the old symbol pattern), and one record refused for good
+            now = utcnow()
+            store.quarantine(
+                [
+                    {
+                        "source": source,
+                        "record_hash": f"h{i}",
+                        "record_key": "?",
+                        "reason": reason,
+                        "payload": json.dumps(obj),
+                        "run_id": "legacy-run",
+                        "quarantined_at": now,
+                    }
+                    for i, (source, obj, reason) in enumerate(
+                        [
+                            (
+                                f"binance:{doc.ACCOUNT}:algo_orders:ETHUSDT",
+                                waiting,
+                                "key acct_doc:3000 version 1767571220000 was already loaded with different content",
+                            ),
+                            ("replay:acct/futures_trades.jsonl", doc.TRADES[5], "symbol: String should match pattern"),
+                            ("replay:acct/futures_trades.jsonl", doc.TRADES[3], "symbol: String should match pattern"),
+                            ("replay:acct/futures_trades.jsonl", {**doc.TRADES[6], "side": "HOLD"}, "side: Input"),
+                        ]
+                    )
+                ]
+            )
 
 
 def _migrations(caplog) -> list[str]:
@@ -128,6 +160,7 @@ def test_a_previous_warehouse_is_migrated_once(warehouse_settings, monkeypatch, 
     assert any("rebuilt raw.income (type of tran_id)" in m for m in done), done
     assert any("added column(s) symbol to raw.order_links" in m for m in done), done
     assert any("derived 1 row(s) of raw.futures_trades again" in m for m in done), done
+    assert any("loaded 3 quarantined record(s) that the current rules accept" in m for m in done), done
     assert algo[1] == ("account_id", "symbol", "algo_id")
     assert set(NEW_ALGO_COLUMNS) <= set(algo[0])
     assert income[0]["tran_id"] == "decimal(20,0)" and income[1] == ("account_id", "income_type", "tran_id")
@@ -136,27 +169,25 @@ def test_a_previous_warehouse_is_migrated_once(warehouse_settings, monkeypatch, 
         assert "ix_account_id_symbol_actual_order_id" in indexes and "ix_account_id_actual_order_id" not in indexes
 
     # the rows survived, derived again from their payload
-    assert rows(s, "select symbol, trade_id, commission from {raw}.futures_trades order by symbol") == [
-        {"symbol": "BTCUSDT", "trade_id": 100, "commission": Decimal("0.00001")},
-        {"symbol": "ETHUSDT", "trade_id": 100, "commission": Decimal("-0.0781901")},  # the rebate, signed again
+    assert rows(s, "select symbol, trade_id, commission, account_id from {raw}.futures_trades order by symbol") == [
+        {"symbol": "BTCUSDT", "trade_id": 100, "commission": Decimal("0.00001"), "account_id": doc.ACCOUNT},
+        {"symbol": "BTCUSDT_261225", "trade_id": 1, "commission": Decimal("0.05"), "account_id": doc.ACCOUNT},
+        {"symbol": "ETHBTC", "trade_id": 5, "commission": Decimal("0.0000012"), "account_id": doc.ACCOUNT},
+        {"symbol": "ETHUSDT", "trade_id": 100, "commission": Decimal("-0.0781901"), "account_id": doc.ACCOUNT},
     ]
-    assert rows(
-        s, "select symbol, algo_id, algo_status, actual_order_id, algo_type from {raw}.futures_algo_orders"
-    ) == [
-        {
-            "symbol": "BTCUSDT",
-            "algo_id": 3000,
-            "algo_status": "FINISHED",
-            "actual_order_id": 8,
-            "algo_type": "CONDITIONAL",
-        }
+    algos = rows(s, "select symbol, algo_id, algo_status, actual_order_id, account_id from {raw}.futures_algo_orders")
+    assert sorted(tuple(r.values()) for r in algos) == [
+        ("BTCUSDT", 3000, "FINISHED", 8, doc.ACCOUNT),
+        ("ETHUSDT", 3000, "NEW", None, doc.ACCOUNT),  # out of the quarantine: it fits beside BTCUSDT's now
     ]
     assert rows(s, "select link_ref, symbol from {raw}.order_links order by link_ref") == [
         {"link_ref": "client:sigA-tp", "symbol": None},
         {"link_ref": "order:BTCUSDT:7", "symbol": "BTCUSDT"},
     ]
     assert rows(s, "select count(*) as n from {raw}.income") == [{"n": len(doc.INCOME) - 1}]
-    assert {r["source"] for r in rows(s, "select source from {raw}.futures_trades")} == {"replay:acct/legacy"}
+    sources = {r["source"] for r in rows(s, "select source from {raw}.futures_trades")}
+    assert sources == {"replay:acct/legacy", "replay:acct/futures_trades.jsonl"}  # lineage kept, quarantine's too
+    assert len(rows(s, "select * from {raw}.quarantine")) == 4  # the quarantine keeps its history
 
     # opening again changes nothing
     caplog.clear()
@@ -168,8 +199,8 @@ def test_a_previous_warehouse_is_migrated_once(warehouse_settings, monkeypatch, 
     # the same records loaded now: what was stored is a duplicate, never a conflict
     stats = {x.source: x for x in load_replay(doc.write(tmp_path / "acct"), s)}
     assert all(x.quarantined == 0 for x in stats.values()), [x.summary() for x in stats.values()]
-    assert stats["futures_trades"].duplicates == 2 and stats["futures_trades"].loaded == len(doc.TRADES) - 2
-    assert stats["futures_algo_orders"].loaded == 1  # ETHUSDT's algo 3000 fits beside BTCUSDT's now
+    assert stats["futures_trades"].duplicates == 4 and stats["futures_trades"].loaded == len(doc.TRADES) - 4
+    assert stats["futures_algo_orders"].loaded == 0  # both algo 3000 are stored already
     assert stats["income"].loaded == 1  # the 19-digit tranId the old BIGINT could not hold
     assert stats["order_links"].loaded == 2 and stats["order_links"].duplicates == 2
     assert len(rows(s, "select * from {raw}.futures_algo_orders where algo_id = 3000")) == 2
