@@ -21,7 +21,9 @@ DECIMAL_COLUMNS = (
     "realized_pnl",
     "realized_pnl_pct",
     "fees",
+    "other_fees",
     "funding_fees",
+    "other_income",
     "realized_pnl_net",
     "mark_price",
     "unrealized_pnl",
@@ -39,6 +41,7 @@ TEXT_COLUMNS = (
     "close_reason",
 )
 TIME_COLUMNS = ("entry_time", "exit_time")
+JSON_COLUMNS = ("fees_by_asset",)  # {asset: native amount}, compared as exact decimals per asset
 
 
 def mart_rows(settings: Settings, table: str) -> list[dict]:
@@ -54,28 +57,51 @@ def _ms(value) -> int | None:
     return int(value)
 
 
-def normalise(row: dict) -> dict:
+def _amounts(value) -> dict[str, Decimal] | None:
+    """A JSON object of amounts (the mart's text, or the ground truth's object) as exact decimals."""
+    if value is None:
+        return None
+    parsed = json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
+    return {asset: Decimal(str(amount)).normalize() for asset, amount in parsed.items()}
+
+
+def normalise(row: dict, columns: set[str] | None = None) -> dict:
+    """The comparable values of ``row``; only ``columns`` when given (what the ground truth has)."""
+
+    def wanted(c: str) -> bool:
+        return columns is None or c in columns
+
     out = {"strategy_position_id": row["strategy_position_id"]}
-    for c in DECIMAL_COLUMNS:
+    for c in filter(wanted, DECIMAL_COLUMNS):
         v = row.get(c)
         out[c] = None if v is None else Decimal(str(v)).normalize()
-    for c in TEXT_COLUMNS:
+    for c in filter(wanted, JSON_COLUMNS):
+        out[c] = _amounts(row.get(c))
+    for c in filter(wanted, TEXT_COLUMNS):
         out[c] = row.get(c)
-    for c in TIME_COLUMNS:
+    for c in filter(wanted, TIME_COLUMNS):
         out[c] = _ms(row.get(c))
     out["is_unattributed"] = bool(row.get("is_unattributed"))
     return out
 
 
-def expected_rows(replay: Path) -> dict[str, dict]:
+def truth_columns(replay: Path) -> set[str]:
+    """The columns the ground truth carries (older truth files lack the fee/income columns)."""
     with open(replay / "expected_strategy_positions.jsonl", encoding="utf-8") as fh:
-        return {r["strategy_position_id"]: normalise(r) for r in map(json.loads, fh)}
+        return set().union(*(json.loads(line).keys() for line in fh if line.strip()))
+
+
+def expected_rows(replay: Path) -> dict[str, dict]:
+    columns = truth_columns(replay)
+    with open(replay / "expected_strategy_positions.jsonl", encoding="utf-8") as fh:
+        return {r["strategy_position_id"]: normalise(r, columns) for r in map(json.loads, fh)}
 
 
 def diff_against_truth(settings: Settings, replay: Path, limit: int = 20) -> list[str]:
     """Human-readable differences between marts.strategy_positions and the ground truth (empty = equal)."""
+    columns = truth_columns(replay)
     expected = expected_rows(replay)
-    actual = {r["strategy_position_id"]: normalise(r) for r in mart_rows(settings, "strategy_positions")}
+    actual = {r["strategy_position_id"]: normalise(r, columns) for r in mart_rows(settings, "strategy_positions")}
     problems = []
     for missing in sorted(set(expected) - set(actual))[:limit]:
         problems.append(f"missing position {missing}")

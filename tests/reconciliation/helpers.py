@@ -50,6 +50,31 @@ def late_records(directory: Path, account: dict, **files: list[dict]) -> Path:
     return directory
 
 
+def late_fill(replay: Path, index: int, id_offset: int, tran_offset: int) -> tuple[dict, list[dict]]:
+    """A copy of the replay's ``index``-th fill under a new trade id, with copies of its income rows.
+
+    Trade ids are per symbol (SPEC §3.2): the fill's income rows are those of its symbol and id."""
+    trades = replay_lines(replay, "futures_trades")
+    fill = trades[index]
+    new_id = max(t["id"] for t in trades) + id_offset
+    income = [
+        dict(i, tranId=int(i["tranId"]) + tran_offset, tradeId=str(new_id))
+        for i in replay_lines(replay, "income")
+        if i.get("symbol") == fill["symbol"] and str(i.get("tradeId")) == str(fill["id"])
+    ]
+    return dict(fill, id=new_id), income
+
+
+def move_wallet(settings: Settings, income: list[dict], sign: int = 1) -> None:
+    """Move the wallet balance of every snapshot at or after each income row by its amount (§5 R9 holds)."""
+    for i in income:
+        query(
+            settings,
+            f"update {{raw}}.balance_snapshots set balance = balance + ({sign} * {i['income']}) "
+            f"where asset = '{i['asset']}' and snapshot_time_ms >= {i['time']}",
+        )
+
+
 def query(settings: Settings, sql: str) -> list[dict]:
     """Rows of ``sql``; ``{raw}``, ``{marts}``, ``{audit}``, ``{intermediate}`` name the layer schemas."""
     sql = sql.format(**{layer: _schema(settings, layer) for layer in ("raw", "intermediate", "marts", "audit")})

@@ -26,9 +26,10 @@ from tests.reconciliation.helpers import (
     dq_alerts,
     failed_checks,
     failing_keys,
+    late_fill,
     late_records,
+    move_wallet,
     query,
-    replay_lines,
     transform,
     validate,
 )
@@ -86,6 +87,13 @@ def assert_alerted(receivers, report, check_id: str, key: str) -> None:
     assert mail.recipients == ["desk@example.test", "risk@example.test"] and mail.auth is not None
 
 
+def shift_wallet(settings: Settings, row: dict, by_ms: int, sign: int = 1) -> None:
+    """The wallet follows an income row moved later by ``by_ms`` (so only the check under test sees it)."""
+    moved = {"income": row["income"], "asset": row["asset"]}
+    move_wallet(settings, [dict(moved, time=row["income_time_ms"])], -sign)
+    move_wallet(settings, [dict(moved, time=row["income_time_ms"] + by_ms)], sign)
+
+
 def assert_only(report, settings: Settings, check_id: str, key: str) -> None:
     assert failed_checks(report) == {check_id}, report.render()
     assert report.exit_code == 1
@@ -98,7 +106,8 @@ def test_clean_sandbox_data_passes_every_check(clean_hedge, clean_one_way, recei
         report = validate(settings, tmp_path / settings.duckdb_path.parent.name, *receivers)
         assert failed_checks(report) == set(), report.render()
         assert report.exit_code == 0
-        assert [r.check.check_id for r in report.results if r.status == "passed"] == [f"R{i}" for i in range(1, 8)]
+        passed = [r.check.check_id for r in report.results if r.status == "passed"]
+        assert passed == [*(f"R{i}" for i in range(1, 8)), "R9"]
         # R8: the sandbox trades manually, gets liquidated and over-closes, so linkage warns
         r8 = report.result("R8")
         assert r8.status == "warned" and r8.failures == []
@@ -151,17 +160,11 @@ def test_data_docs_show_the_last_validation(clean_hedge, tmp_path):
 def test_r1_a_fill_the_books_have_not_seen(clean_hedge, hedge_replay, receivers, tmp_path):
     """A fill (with its income rows) ingested after the transform: no allocation covers it."""
     settings = copy_duckdb(clean_hedge, tmp_path)
-    trades = replay_lines(hedge_replay, "futures_trades")
-    fill = trades[100]
-    new_id = max(t["id"] for t in trades) + 1000
-    income = [
-        dict(i, tranId=i["tranId"] + 10**9, tradeId=str(new_id))
-        for i in replay_lines(hedge_replay, "income")
-        if i.get("tradeId") == str(fill["id"])
-    ]
-    late = late_records(tmp_path / "late", HEDGE, futures_trades=[dict(fill, id=new_id)], income=income)
-    load_replay(late, settings)
+    fill, income = late_fill(hedge_replay, 100, 1000, 10**9)
+    load_replay(late_records(tmp_path / "late", HEDGE, futures_trades=[fill], income=income), settings)
+    move_wallet(settings, income)  # the wallet saw that income too: only the books are behind
     report = validate(settings, tmp_path, *receivers)
+    new_id = fill["id"]
     key = f"default:{fill['symbol']}:{new_id}"
     assert_only(report, settings, "R1", key)
     [row] = report.result("R1").failures
@@ -197,20 +200,39 @@ def test_r2_an_order_linked_to_a_position_of_the_other_side_one_way(clean_one_wa
     assert_alerted(receivers, report, "R2", key)
 
 
+def latest_open_key(settings: Settings, side: str) -> dict:
+    """A key of ``side`` the latest positionRisk snapshot shows open (v3 lists open positions only)."""
+    return query(
+        settings,
+        f"select symbol, position_side, snapshot_time_ms from {{raw}}.position_snapshots "
+        f"where position_side = '{side}' and abs(position_amt) > 0.01 "
+        f"and snapshot_time_ms = "
+        f"(select t from (select max(snapshot_time_ms) as t from {{raw}}.position_snapshots) as m) "
+        f"order by symbol limit 1",
+    )[0]
+
+
 def test_r3_a_position_risk_amount_changed(clean_hedge, receivers, tmp_path):
-    """positionRisk reaches R3 through a staging view: the books need no rebuild to be contradicted."""
+    """The latest positionRisk of an open key shows 0.001 more than its fills add up to.
+
+    SPEC §4.1 reads the excess as a position held before the ingested history (an opening
+    allocation of 0.001 at the start of the key's first episode, so its quantity agrees): the
+    episodes then never return to flat, and that invented position's average (R3's entry price)
+    and the episode's realized PnL (R4) contradict the exchange."""
     settings = copy_duckdb(clean_hedge, tmp_path)
+    k = latest_open_key(settings, "LONG")
     query(
         settings,
-        "update {raw}.position_snapshots set position_amt = position_amt + 0.001 "
-        "where symbol = 'BTCUSDT' and position_side = 'LONG' "
-        "and snapshot_time_ms = (select max(snapshot_time_ms) from {raw}.position_snapshots)",
+        f"update {{raw}}.position_snapshots set position_amt = position_amt + 0.001 "
+        f"where symbol = '{k['symbol']}' and position_side = 'LONG' and snapshot_time_ms = {k['snapshot_time_ms']}",
     )
+    transform(settings)
     report = validate(settings, tmp_path, *receivers)
-    assert_only(report, settings, "R3", "default:BTCUSDT_LONG")
-    [row] = report.result("R3").failures
-    assert row.measure == "position_amount" and row.diff == D("-0.001")
-    assert_alerted(receivers, report, "R3", "default:BTCUSDT_LONG")
+    key = f"default:{k['symbol']}_LONG"
+    assert failed_checks(report) == {"R3", "R4"}, report.render()
+    assert failing_keys(settings, report.run_id, "R3") == {key}
+    assert {m.check_key.rsplit(":", 1)[0] for m in report.result("R4").failures} == {key}
+    assert_alerted(receivers, report, "R3", key)
 
 
 def test_r4_one_realized_pnl_changed(clean_hedge, receivers, tmp_path):
@@ -218,7 +240,8 @@ def test_r4_one_realized_pnl_changed(clean_hedge, receivers, tmp_path):
     settings = copy_duckdb(clean_hedge, tmp_path)
     [fill] = query(
         settings,
-        "select symbol, trade_id from {raw}.futures_trades where realized_pnl <> 0 order by trade_id limit 1 offset 20",
+        "select symbol, trade_id, trade_time_ms from {raw}.futures_trades where realized_pnl <> 0 "
+        "order by trade_time_ms, symbol limit 1 offset 20",
     )
     [episode] = query(
         settings,
@@ -230,11 +253,17 @@ def test_r4_one_realized_pnl_changed(clean_hedge, receivers, tmp_path):
         f"update {{raw}}.futures_trades set realized_pnl = realized_pnl + 0.5 "
         f"where symbol = '{fill['symbol']}' and trade_id = {fill['trade_id']}",
     )
+    [ledger] = query(
+        settings,
+        f"select asset from {{raw}}.income where income_type = 'REALIZED_PNL' "
+        f"and symbol = '{fill['symbol']}' and trade_id = '{fill['trade_id']}'",
+    )
     query(
         settings,
         f"update {{raw}}.income set income = income + 0.5 "
-        f"where income_type = 'REALIZED_PNL' and trade_id = '{fill['trade_id']}'",
+        f"where income_type = 'REALIZED_PNL' and symbol = '{fill['symbol']}' and trade_id = '{fill['trade_id']}'",
     )
+    move_wallet(settings, [{"income": "0.5", "asset": ledger["asset"], "time": fill["trade_time_ms"]}])
     transform(settings)
     report = validate(settings, tmp_path, *receivers)
     assert_only(report, settings, "R4", episode["exchange_position_id"])
@@ -275,15 +304,21 @@ def test_r6_a_commission_dropped_after_the_books_were_built(clean_hedge, receive
     settings = copy_duckdb(clean_hedge, tmp_path)
     [fill] = query(
         settings,
-        "select symbol, trade_id, commission from {raw}.futures_trades "
-        "where commission_asset = 'USDT' order by trade_id limit 1 offset 30",
+        "select symbol, trade_id, commission, trade_time_ms from {raw}.futures_trades "
+        "where commission_asset = 'USDT' and commission > 0 order by trade_time_ms, symbol limit 1 offset 30",
     )
     query(
         settings,
         f"update {{raw}}.futures_trades set commission = 0 "
         f"where symbol = '{fill['symbol']}' and trade_id = {fill['trade_id']}",
     )
-    query(settings, f"delete from {{raw}}.income where income_type = 'COMMISSION' and trade_id = '{fill['trade_id']}'")
+    query(
+        settings,
+        f"delete from {{raw}}.income where income_type = 'COMMISSION' "
+        f"and symbol = '{fill['symbol']}' and trade_id = '{fill['trade_id']}'",
+    )
+    # nor did the wallet pay it
+    move_wallet(settings, [{"income": fill["commission"], "asset": "USDT", "time": fill["trade_time_ms"]}])
     report = validate(settings, tmp_path, *receivers)
     key = f"default:{fill['symbol']}:{fill['trade_id']}"
     assert_only(report, settings, "R6", key)
@@ -298,13 +333,14 @@ def test_r7_an_income_row_shifted_by_a_day(clean_hedge, receivers, tmp_path):
     settings = copy_duckdb(clean_hedge, tmp_path)
     [row] = query(
         settings,
-        "select tran_id, symbol, income from {raw}.income where income_type = 'REALIZED_PNL' and income <> 0 "
-        "order by income_time_ms limit 1 offset 5",
+        "select tran_id, symbol, income, asset, income_time_ms from {raw}.income "
+        "where income_type = 'REALIZED_PNL' and income <> 0 order by income_time_ms limit 1 offset 5",
     )
     query(
         settings,
         f"update {{raw}}.income set income_time_ms = income_time_ms + 86400000 where tran_id = {row['tran_id']}",
     )
+    shift_wallet(settings, row, 86_400_000)
     report = validate(settings, tmp_path, *receivers)
     day1, day2 = f"default:{row['symbol']}:2026-01-05", f"default:{row['symbol']}:2026-01-06"
     assert_only(report, settings, "R7", day1)
@@ -317,7 +353,7 @@ def test_r7_an_income_row_shifted_by_a_day(clean_hedge, receivers, tmp_path):
 def test_a_warehouse_without_reconciliation_views_fails_every_check(tmp_path):
     settings = Settings(target="duckdb", duckdb_path=tmp_path / "empty.duckdb")
     report = validate(settings, tmp_path)
-    assert failed_checks(report) == {f"R{i}" for i in range(1, 9)} and report.exit_code == 1
+    assert failed_checks(report) == {f"R{i}" for i in range(1, 10)} and report.exit_code == 1
     assert all("stratpos transform" in r.error for r in report.results)
     assert {(r["check_key"], r["measure"]) for r in dq_alerts(settings, report.run_id)} == {("*", "error")}
 
@@ -325,6 +361,7 @@ def test_a_warehouse_without_reconciliation_views_fails_every_check(tmp_path):
 def test_cli_validate_exits_0_when_nothing_failed_and_1_otherwise(clean_hedge, monkeypatch, tmp_path, capsys):
     broken = copy_duckdb(clean_hedge, tmp_path / "broken")
     query(broken, "update {raw}.position_snapshots set entry_price = entry_price * 1.01 where position_amt <> 0")
+    transform(broken)
     monkeypatch.setenv("STRATPOS_TARGET", "duckdb")
     for settings, code, line in ((clean_hedge, 0, "PASSED  R3"), (broken, 1, "FAILED  R3")):
         monkeypatch.setenv("STRATPOS_DUCKDB_PATH", str(settings.duckdb_path))
@@ -363,16 +400,10 @@ def test_mariadb_clean_data_passes_with_the_same_findings_as_duckdb(clean_mariad
 
 @pytest.mark.mysql
 def test_mariadb_r1_a_fill_the_books_have_not_seen(clean_mariadb, hedge_replay, receivers, tmp_path):
-    trades = replay_lines(hedge_replay, "futures_trades")
-    fill = trades[200]
-    new_id = max(t["id"] for t in trades) + 2000
-    income = [
-        dict(i, tranId=i["tranId"] + 2 * 10**9, tradeId=str(new_id))
-        for i in replay_lines(hedge_replay, "income")
-        if i.get("tradeId") == str(fill["id"])
-    ]
-    late = late_records(tmp_path / "late", HEDGE, futures_trades=[dict(fill, id=new_id)], income=income)
-    load_replay(late, clean_mariadb)
+    fill, income = late_fill(hedge_replay, 200, 2000, 2 * 10**9)
+    new_id = fill["id"]
+    load_replay(late_records(tmp_path / "late", HEDGE, futures_trades=[fill], income=income), clean_mariadb)
+    move_wallet(clean_mariadb, income)
     try:
         report = validate(clean_mariadb, tmp_path, *receivers)
         key = f"default:{fill['symbol']}:{new_id}"
@@ -381,32 +412,38 @@ def test_mariadb_r1_a_fill_the_books_have_not_seen(clean_mariadb, hedge_replay, 
     finally:
         query(clean_mariadb, f"delete from {{raw}}.futures_trades where trade_id = {new_id}")
         query(clean_mariadb, f"delete from {{raw}}.income where trade_id = '{new_id}'")
+        move_wallet(clean_mariadb, income, -1)
 
 
 @pytest.mark.mysql
-def test_mariadb_r3_a_position_risk_amount_changed(clean_mariadb, receivers, tmp_path):
-    where = (
-        "where symbol = 'ETHUSDT' and position_side = 'SHORT' "
-        "and snapshot_time_ms = (select t from (select max(snapshot_time_ms) as t from {raw}.position_snapshots) as m)"
-    )
-    query(clean_mariadb, "update {raw}.position_snapshots set position_amt = position_amt - 0.002 " + where)
+def test_mariadb_r3_a_position_risk_entry_price_changed(clean_mariadb, receivers, tmp_path):
+    """The latest positionRisk of an open key shows an entry price 1 % off our average."""
+    k = latest_open_key(clean_mariadb, "SHORT")
+    where = f"where symbol = '{k['symbol']}' and position_side = 'SHORT' and snapshot_time_ms = {k['snapshot_time_ms']}"
+    query(clean_mariadb, "update {raw}.position_snapshots set entry_price = entry_price * 1.01 " + where)
+    transform(clean_mariadb)
     try:
         report = validate(clean_mariadb, tmp_path, *receivers)
-        assert_only(report, clean_mariadb, "R3", "default:ETHUSDT_SHORT")
-        assert_alerted(receivers, report, "R3", "default:ETHUSDT_SHORT")
+        key = f"default:{k['symbol']}_SHORT"
+        assert_only(report, clean_mariadb, "R3", key)
+        [row] = report.result("R3").failures
+        assert row.measure == "entry_price"
+        assert_alerted(receivers, report, "R3", key)
     finally:
-        query(clean_mariadb, "update {raw}.position_snapshots set position_amt = position_amt + 0.002 " + where)
+        query(clean_mariadb, "update {raw}.position_snapshots set entry_price = entry_price / 1.01 " + where)
+        transform(clean_mariadb)
 
 
 @pytest.mark.mysql
 def test_mariadb_r7_an_income_row_shifted_by_a_day(clean_mariadb, receivers, tmp_path):
     [row] = query(
         clean_mariadb,
-        "select tran_id, symbol from {raw}.income where income_type = 'COMMISSION' "
+        "select tran_id, symbol, income, asset, income_time_ms from {raw}.income where income_type = 'COMMISSION' "
         "order by income_time_ms limit 1 offset 7",
     )
     shift = "update {raw}.income set income_time_ms = income_time_ms + %d where tran_id = " + str(row["tran_id"])
     query(clean_mariadb, shift % 86_400_000)
+    shift_wallet(clean_mariadb, row, 86_400_000)
     try:
         report = validate(clean_mariadb, tmp_path, *receivers)
         key = f"default:{row['symbol']}:USDT:2026-01-05"
@@ -415,3 +452,4 @@ def test_mariadb_r7_an_income_row_shifted_by_a_day(clean_mariadb, receivers, tmp
         assert_alerted(receivers, report, "R7", key)
     finally:
         query(clean_mariadb, shift % -86_400_000)
+        shift_wallet(clean_mariadb, row, 86_400_000, -1)

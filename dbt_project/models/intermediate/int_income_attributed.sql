@@ -16,7 +16,7 @@
 --     (signed) of the same account, asset (the commission asset) and UTC day (fill time).
 --   * DELIVERED_SETTELMENT → the positions open on the delivered contract just before the
 --     delivery — before the first fill of the latest settlement_autoclose order at or before the
---     income time (else before the income time) — pro rata by their open quantity, holdings
+--     income time (else before the income time) — pro rata by |open quantity|, holdings
 --     counted as int_funding_holders counts them (fills at their time, the episode-end rule's
 --     moves at the episode end).
 -- Shares are rounded half away from zero to 18 decimals; the last receiving position by id
@@ -182,7 +182,7 @@ delivery_weights as (
         t.tran_id,
         h.strategy_position_id,
         min(t.symbol) as position_symbol,
-        sum(h.delta) as weight
+        abs(sum(h.delta)) as weight
     from delivery_times as t
     inner join holding_deltas as h
         on t.account_id = h.account_id

@@ -47,9 +47,11 @@ fee_totals as (
 ),
 
 fees_per_asset as (
+    -- assets whose shares add up to zero (a rebate that cancelled a fee) are left out
     select strategy_position_id, commission_asset, sum(commission) as commission
     from fees_converted
     group by strategy_position_id, commission_asset
+    having sum(commission) <> 0
 ),
 
 fees_json as (
