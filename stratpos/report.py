@@ -479,6 +479,30 @@ _ALERT_COLUMNS = {
 }
 
 
+_INCOME_COLUMNS = (
+    ("total_income", "all income"),
+    ("strategy_income", "in the strategy books"),
+    ("account_level_income", "account level"),
+    ("transfer", "of which transfers"),
+    ("realized_pnl", "REALIZED_PNL"),
+    ("commission", "COMMISSION"),
+    ("funding_fee", "FUNDING_FEE"),
+)
+
+
+def _load_account_income(db: _Reader) -> list[dict] | None:
+    """Σ of the mart account_pnl per asset (SPEC §4.5: every income record lands somewhere); None
+    when the mart does not exist. Each row is one asset: amounts of different assets are never added."""
+    present = {c.lower() for c in db.columns("marts", "account_pnl")}
+    if not present:
+        return None
+    wanted = [c for c, _ in _INCOME_COLUMNS if c in present]
+    sums = ", ".join(f"sum({c}) as {c}" for c in wanted)
+    rows = db.rows(f"select asset, {sums} from {db.name('marts', 'account_pnl')} group by asset")
+    order = _asset_order(str(r["asset"]) for r in rows)
+    return sorted(rows, key=lambda r: order.index(str(r["asset"])))
+
+
 def _load_latest_alerts(db: _Reader, worst: int = 5) -> dict | None:
     """The latest run in ``audit.dq_alerts`` shaped like the ``validation`` argument; None when no table."""
     present = {c.lower(): c for c in db.columns("audit", "dq_alerts")}
@@ -992,6 +1016,25 @@ def _attribution_section(
     )
 
 
+def _income_section(income: list[dict]) -> str:
+    columns = [(c, label) for c, label in _INCOME_COLUMNS if c in income[0]]
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in columns)
+    body = "".join(
+        f'<tr data-income-asset="{_e(r["asset"])}"><td class="name">{_e(r["asset"])}</td>'
+        + "".join(_money_td(r[c], str(r["asset"])) for c, _ in columns)
+        + "</tr>"
+        for r in income
+    )
+    return (
+        f'<div class="chart-wrap"><table class="compact income"><thead><tr><th class="name">asset</th>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></div>"
+        '<p class="note">Binance\'s income history per asset, natively (nothing converted): what the strategy '
+        "books hold of it (their fills' realizedPnl and commission, funding and the §4.5 income attributed to "
+        "positions) and the account-level rest (transfers, bonuses, income no position could be given). The "
+        "two add up to all income (mart account_pnl).</p>"
+    )
+
+
 def _reconciliation_section(validation: dict | None, source: str) -> str:
     if validation is None:
         return f'<p class="empty">No validation run recorded (no table {_e(source)}).</p>'
@@ -1144,6 +1187,7 @@ def build_report(
                 else None
             )
             alerts = None if validation is not None else _load_latest_alerts(db)
+            income = _load_account_income(db)
         page = _render(
             settings,
             title=title,
@@ -1153,6 +1197,7 @@ def build_report(
             validation=validation,
             alerts=alerts,
             top_shared=top_shared,
+            income=income,
         )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # write next to the target, then rename: a reader never sees half a report
@@ -1176,6 +1221,7 @@ def _render(
     validation: dict | None,
     alerts: dict | None,
     top_shared: int,
+    income: list[dict] | None = None,
 ) -> str:
     all_positions = positions or []
     colours = _colours(p.strategy_id for p in all_positions)
@@ -1224,6 +1270,8 @@ def _render(
             '<section id="attribution"><h2>Attribution of the largest shared positions</h2>'
             f"{_attribution_section(episodes, colours, symbol_assets, top_shared)}</section>"
         )
+    if income:
+        sections.append(f'<section id="income"><h2>Account income per asset</h2>{_income_section(income)}</section>')
     if validation is not None:
         validation = {**validation, "from_argument": True}
     recon = _reconciliation_section(

@@ -258,7 +258,19 @@ def test_report_structure_matches_the_marts(sandbox_warehouse: Settings, sandbox
     assert len(doc.of("attribution")) == 5
     assert all(c["marks"] >= 3 for c in doc.charts)
 
-    # 5. no validation given and no dq_alerts table
+    # 5. account income per asset (mart account_pnl), each asset on its own row, amounts as in the mart
+    income = query(
+        sandbox_warehouse,
+        "select asset, sum(total_income), sum(strategy_income), sum(account_level_income) from marts.account_pnl "
+        "group by asset",
+    )
+    assert {"USDT", "BTC"} <= {a for a, *_ in income}
+    for asset, total, strategy, account_level in income:
+        row = page.split(f'<tr data-income-asset="{asset}">')[1].split("</tr>")[0]
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+        assert cells[:4] == [asset, money(total, asset), money(strategy, asset), money(account_level, asset)]
+
+    # 6. no validation given and no dq_alerts table
     assert "No validation run recorded" in page
 
 
