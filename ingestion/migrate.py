@@ -30,6 +30,7 @@ with a stored row, stays where it is.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -70,8 +71,11 @@ _TYPED = ("dec", "bigid", "int")
 def upgrade(store: RawStore) -> list[str]:
     """Migrate every raw table that needs it; returns what was done (for logs and tests)."""
     done: list[str] = []
-    for table in RAW_TABLES.values():
-        done += _structure(store, table)
+    fingerprint = structure_fingerprint(store.target)
+    if store.get_watermark("schema:structure") != fingerprint:  # checked once per declared structure
+        for table in RAW_TABLES.values():
+            done += _structure(store, table)
+        store.set_watermark("schema:structure", fingerprint, "migration")
     for name, (version, kind, where) in DERIVED.items():
         marker = f"schema:{name}"
         if store.get_watermark(marker) == version:
@@ -91,6 +95,14 @@ def upgrade(store: RawStore) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- structure
+def structure_fingerprint(target: str) -> str:
+    """A short hash of the declared raw tables (names, keys, column types): a new declaration checks again."""
+    text = repr(
+        sorted((t.name, t.key, tuple((c.name, c.sql_type(target)) for c in t.columns)) for t in RAW_TABLES.values())
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _norm(sql_type: str) -> str:
     t = sql_type.lower().replace(" ", "")
     return re.sub(r"^(bigint|int|integer)\(\d+\)", r"\1", t)
