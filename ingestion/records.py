@@ -45,7 +45,8 @@ MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
 # -1100); we add CJK letters and allow up to 32 characters (the column size). Nothing here derives the margin
 # asset from the name: that comes from exchangeInfo (raw.symbols).
 SYMBOL_RE = r"^[A-Z0-9\u3400-\u9fff][A-Z0-9_.\-\u3400-\u9fff]{1,31}$"
-ASSET_RE = r"^[A-Z0-9]{2,16}$"
+# assets: "S" (SUSDT's base asset), "1000PEPE", and the CJK-named ones of CJK-named contracts
+ASSET_RE = r"^[A-Z0-9\u3400-\u9fff]{1,16}$"
 MAX_ID = 9_223_372_036_854_775_807  # Binance ids are Java longs (signed 64-bit): orderId, algoId, trade id
 MAX_TRAN_ID = 10**19 - 1  # income tranId: up to 19 digits, stored as DECIMAL(20,0)
 ID_RE = r"^[A-Za-z0-9_.:\-]{1,64}$"

@@ -73,6 +73,15 @@ def test_every_usdm_contract_symbol_is_valid(symbol):
     assert to_row(KINDS["futures_trades"], obj, "a")["symbol"] == symbol
 
 
+def test_exchange_info_entries_of_unusual_contracts_load():
+    for symbol, base in (("SUSDT", "S"), ("币安人生USDT", "币安人生"), ("1000PEPEUSDT", "1000PEPE")):
+        row = to_row(KINDS["symbols"], doc.symbol_info(symbol, symbol, "PERPETUAL", base, "USDT", "USDT"), "a")
+        assert (row["symbol"], row["base_asset"], row["margin_asset"]) == (symbol, base, "USDT")
+    no_margin = {k: v for k, v in doc.symbol_info("ETHBTC", "ETHBTC", "PERPETUAL", "ETH", "BTC", None).items()}
+    del no_margin["marginAsset"]
+    assert to_row(KINDS["symbols"], no_margin, "a")["margin_asset"] == "BTC"  # SPEC §3.2: else quoteAsset
+
+
 @pytest.mark.parametrize("symbol", ["btcusdt", "BTC/USDT", "BTC USDT", "_BTC", "B"])
 def test_junk_symbols_are_still_rejected(symbol):
     with pytest.raises(Rejected, match="symbol: String should match pattern"):
