@@ -529,38 +529,56 @@ def test_wallet_balances_reconcile_with_income(built, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- failures
-def _corruptible(built: Settings, tmp_path: Path, replay: Path) -> Settings:
-    """A warehouse to corrupt: a copy on DuckDB, a fresh schema on MariaDB."""
+def _corruptible(built: Settings, tmp_path: Path, replay: Path, request, rebuilt: bool) -> Settings:
+    """A warehouse to corrupt: a copy on DuckDB; on MariaDB a fresh one when the test rebuilds the
+    books (``rebuilt``), else the module's own, which the test restores."""
     if built.target == "duckdb":
         return copy_duckdb(built, tmp_path / "copy")
-    return built.with_overrides(schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
+    if not rebuilt:
+        return built
+    settings = built.with_overrides(schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
+    request.addfinalizer(lambda: drop_schemas(settings))
+    _load_and_build(settings, replay)
+    return settings
 
 
 def test_a_corrupted_balance_snapshot_fails_r9(built, tmp_path, replay, request):
-    settings = _corruptible(built, tmp_path, replay)
-    if settings.target == "mysql":
-        request.addfinalizer(lambda: drop_schemas(settings))
-        _load_and_build(settings, replay)
+    settings = _corruptible(built, tmp_path, replay, request, rebuilt=False)
     # the day-2 USDT snapshot 2e-8 above what the income explains
-    query(
-        settings,
-        f"update {{raw}}.balance_snapshots set balance = balance + 0.00000002 "
-        f"where asset = 'USDT' and snapshot_time_ms = {T0 + DAY + 7_200_000}",
-    )
-    report = validate(settings, tmp_path)
-    assert {r.check.check_id for r in report.failed} == {"R9"}, report.render()
-    keys = {m.check_key: m for m in report.result("R9").failures}
-    # both intervals around the snapshot break: into it (+2e-8) and out of it (−2e-8)
-    into, out_of = f"default:USDT:{T0 + DAY + 7_200_000}", f"default:USDT:{DELIVERY + 60_000}"
-    assert set(keys) == {into, out_of}
-    assert keys[into].diff == D("-0.00000002") and keys[out_of].diff == D("0.00000002")  # income − Δ balance
+    where = f"where asset = 'USDT' and snapshot_time_ms = {T0 + DAY + 7_200_000}"
+    query(settings, "update {raw}.balance_snapshots set balance = balance + 0.00000002 " + where)
+    try:
+        report = validate(settings, tmp_path)
+        assert {r.check.check_id for r in report.failed} == {"R9"}, report.render()
+        keys = {m.check_key: m for m in report.result("R9").failures}
+        # both intervals around the snapshot break: into it (+2e-8) and out of it (−2e-8)
+        into, out_of = f"default:USDT:{T0 + DAY + 7_200_000}", f"default:USDT:{DELIVERY + 60_000}"
+        assert set(keys) == {into, out_of}
+        assert keys[into].diff == D("-0.00000002") and keys[out_of].diff == D("0.00000002")  # income − Δ balance
+    finally:
+        query(settings, "update {raw}.balance_snapshots set balance = balance - 0.00000002 " + where)
+
+
+def test_realized_pnl_income_in_the_wrong_asset_fails_r7(built, tmp_path, replay, request):
+    """ETHBTC settles in BTC: its REALIZED_PNL booked as USDT does not reconcile (nor does the wallet)."""
+    settings = _corruptible(built, tmp_path, replay, request, rebuilt=False)
+    where = "where income_type = 'REALIZED_PNL' and symbol = 'ETHBTC'"
+    query(settings, "update {raw}.income set asset = 'USDT' " + where)
+    try:
+        report = validate(settings, tmp_path)
+        assert {r.check.check_id for r in report.failed} == {"R7", "R9"}, report.render()
+        r7 = {m.check_key: (m.expected, m.observed) for m in report.result("R7").failures}
+        # fills: −0.011 in BTC, income: −0.011 in USDT
+        assert r7 == {
+            "default:ETHBTC:BTC:2026-01-01": (0, D("-0.011")),
+            "default:ETHBTC:USDT:2026-01-01": (D("-0.011"), 0),
+        }
+    finally:
+        query(settings, "update {raw}.income set asset = 'BTC' " + where)
 
 
 def test_a_missing_conversion_price_leaves_other_fees_null_with_a_warning(built, tmp_path, replay, request):
-    settings = _corruptible(built, tmp_path, replay)
-    if settings.target == "mysql":
-        request.addfinalizer(lambda: drop_schemas(settings))
-        _load_and_build(settings, replay)
+    settings = _corruptible(built, tmp_path, replay, request, rebuilt=True)
     query(settings, f"delete from {{raw}}.klines where symbol = 'BNBUSDT' and open_time_ms = {T0 + 120_000}")
     run_dbt(settings, "run", extra_args=["--quiet"], docs=False)
     p = positions(settings)["B1"]
@@ -574,10 +592,7 @@ def test_a_missing_conversion_price_leaves_other_fees_null_with_a_warning(built,
 
 def test_the_account_pnl_identity_fails_when_a_share_goes_missing(built, tmp_path, replay, request):
     """The dbt test is not a tautology: a fill's realizedPnl that its ledger line does not carry breaks it."""
-    settings = _corruptible(built, tmp_path, replay)
-    if settings.target == "mysql":
-        request.addfinalizer(lambda: drop_schemas(settings))
-        _load_and_build(settings, replay)
+    settings = _corruptible(built, tmp_path, replay, request, rebuilt=True)
     query(settings, "update {raw}.futures_trades set realized_pnl = 2.5 where symbol = 'BTCUSDT' and trade_id = 1003")
     with pytest.raises(TransformError):
         run_dbt(

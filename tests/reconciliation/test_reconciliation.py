@@ -342,7 +342,7 @@ def test_r7_an_income_row_shifted_by_a_day(clean_hedge, receivers, tmp_path):
     )
     shift_wallet(settings, row, 86_400_000)
     report = validate(settings, tmp_path, *receivers)
-    day1, day2 = f"default:{row['symbol']}:2026-01-05", f"default:{row['symbol']}:2026-01-06"
+    day1, day2 = (f"default:{row['symbol']}:{row['asset']}:2026-01-0{d}" for d in (5, 6))
     assert_only(report, settings, "R7", day1)
     diffs = {m.check_key: m.diff for m in report.result("R7").failures}
     assert diffs == {day1: row["income"], day2: -row["income"]}  # fills − income

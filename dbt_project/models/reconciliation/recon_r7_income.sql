@@ -1,8 +1,12 @@
--- SPEC §5 R7 (fail), income: per account, symbol and UTC day, the fills' `realizedPnl` adds up
--- to the REALIZED_PNL income, and per commission asset the fills' commission (stored as a
--- positive cost) equals minus the COMMISSION income (which Binance books as negative).
--- Tolerance 1e-8 per fill of the day. Both sides are raw facts: this holds the exchange's
--- trade history against its own ledger. (No FULL OUTER JOIN on MySQL: a union of both sides.)
+-- SPEC §5 R7 (fail), income: per account, symbol, asset and UTC day, the fills' `realizedPnl`
+-- adds up to the REALIZED_PNL income — in the symbol's margin asset (int_margin_assets_resolved:
+-- USDT for BTCUSDT and BTCUSDT_261225, BTC for ETHBTC), so income booked in another asset does
+-- not reconcile — and per commission asset the fills' commission, signed as Binance sends it
+-- (a maker rebate is negative), equals minus the COMMISSION income (Binance books a fee as
+-- negative income and a rebate as positive). Every symbol Binance lists counts, quarterlies and
+-- BTC-margined contracts included. Tolerance 1e-8 per fill of the group. Both sides are raw
+-- facts: this holds the exchange's trade history against its own ledger. (No FULL OUTER JOIN on
+-- MySQL: a union of both sides.)
 with fills as (
     select * from {{ ref('stg_binance__trades') }}
 ),
@@ -11,11 +15,17 @@ income as (
     select * from {{ ref('stg_binance__income') }}
 ),
 
+margin_assets as (
+    select * from {{ ref('int_margin_assets_resolved') }}
+),
+
 fill_days as (
     select
-        *,
-        {{ to_int('floor(trade_time_ms / 86400000)') }} as day_no
-    from fills
+        f.*,
+        coalesce(m.margin_asset, '?') as settlement_asset,
+        {{ to_int('floor(f.trade_time_ms / 86400000)') }} as day_no
+    from fills as f
+    left join margin_assets as m on f.symbol = m.symbol
 ),
 
 income_days as (
@@ -29,7 +39,7 @@ income_days as (
 amounts as (
     -- one row per fill or income amount; fill_count tells the two sides apart
     select
-        account_id, symbol, 'realized_pnl' as measure, '' as asset, day_no,
+        account_id, symbol, 'realized_pnl' as measure, settlement_asset as asset, day_no,
         realized_pnl as fills_amount, {{ dec18('0') }} as income_amount, 1 as fill_count
     from fill_days
     union all
@@ -41,7 +51,7 @@ amounts as (
     select
         account_id, symbol,
         case when income_type = 'REALIZED_PNL' then 'realized_pnl' else 'commission' end as measure,
-        case when income_type = 'REALIZED_PNL' then '' else asset end as asset,
+        asset,
         day_no,
         {{ dec18('0') }} as fills_amount,
         case when income_type = 'REALIZED_PNL' then amount else -amount end as income_amount,
@@ -70,8 +80,7 @@ final as (
         'income' as check_name,
         'fail' as severity,
         concat(
-            account_id, ':', symbol, ':',
-            case when asset = '' then '' else concat(asset, ':') end,
+            account_id, ':', symbol, ':', asset, ':',
             {{ to_text('cast(' ~ ms_to_timestamp('day_no * 86400000') ~ ' as date)') }}
         ) as check_key,
         measure,
