@@ -21,6 +21,8 @@ T0 = 2026-01-01 00:00:00 UTC. Day 1 (2026-01-01):
            commission 0.0000528 BTC) and INSURANCE_CLEAR −0.0005 BTC.
   COMMISSION_REBATE +0.01 USDT at 01:00.
 Day 2: TRANSFER +50 USDT, COMMISSION_REBATE +0.002 USDT (no commission that day: account-level).
+Day 3: XRPUSDT D1 strat_a LONG 100 @0.5 and take-profit @0.52, both as maker with rebates
+  (−0.005 = −0.0001·50 and −0.0052 = −0.0001·52), realizedPnl 2.
 2026-03-27 08:00 (delivery of BTCUSDT_260327): Q1 strat_a LONG 0.01 @50000 (commission 0.2),
   Q2 strat_b LONG 0.02 @50100 (0.4008) a day before; settlement_autoclose SELL 0.03 @50500
   (avg 1502/0.03, realizedPnl 1515 − 1502 = 13, no commission) and DELIVERED_SETTELMENT −0.0303.
@@ -320,6 +322,28 @@ def account_tape() -> Tape:
     # day 2: account-level income
     s.income("TRANSFER", "50.00000000", "USDT", T0 + DAY + 3_600_000)
     s.income("COMMISSION_REBATE", "0.00200000", "USDT", T0 + DAY + 3_700_000)
+    # day 3: XRPUSDT, only maker fills with rebates
+    s.signal("D1", "strat_a", "XRPUSDT", "buy", "100", T0 + 2 * DAY)
+    s.order(
+        "XRPUSDT",
+        5001,
+        "D1-en",
+        "BUY",
+        "LONG",
+        T0 + 2 * DAY + 10_000,
+        [(1001, "100", "0.5", "-0.00500000", "USDT", "0", True)],
+        kind="LIMIT",
+    )
+    s.order(
+        "XRPUSDT",
+        5002,
+        "D1-tp",
+        "SELL",
+        "LONG",
+        T0 + 2 * DAY + 600_000,
+        [(1002, "100", "0.52", "-0.00520000", "USDT", "2.00000000", True)],
+        kind="LIMIT",
+    )
     # USDT 1000 + 0.009 − 0.0182 − 0.0368 + 2 + 10 + 0.0045 + 0.01 + 50 + 0.002 = 1061.9705
     # BNB 0.5 − 0.0006 − 0.00033 = 0.49907; BTC 0.2 − 0.000014 − 0.0000432 − 0.0000528 − 0.011 − 0.0005 = 0.18839
     s.balances(T0 + DAY + 7_200_000, USDT="1061.97050000", BNB="0.49907000", BTC="0.18839000")
@@ -354,8 +378,8 @@ def account_tape() -> Tape:
         [(1003, "0.03", "50500", "0", "USDT", "13.00000000", False)],
     )
     s.income("DELIVERED_SETTELMENT", "-0.03030000", "USDT", DELIVERY, "BTCUSDT_260327")
-    # USDT 1061.9705 − 0.2 − 0.4008 + 13 − 0.0303 = 1074.3394
-    s.balances(DELIVERY + 60_000, USDT="1074.33940000", BNB="0.49907000", BTC="0.18839000")
+    # USDT 1061.9705 + 0.005 + 0.0052 + 2 (day 3) − 0.2 − 0.4008 + 13 − 0.0303 = 1076.3496
+    s.balances(DELIVERY + 60_000, USDT="1076.34960000", BNB="0.49907000", BTC="0.18839000")
     s.files["position_risk"] = [
         {
             "symbol": "BTCUSDT",
@@ -443,6 +467,10 @@ def test_a_maker_rebate_is_a_negative_fee(built, tmp_path):
     assert fees_json(p["fees_by_asset"]) == {"USDT": D("0.0278")}
     [fill] = query(built, "select commission from {raw}.futures_trades where symbol = 'BTCUSDT' and trade_id = 1001")
     assert dec(fill["commission"]) == D("-0.009")  # stored signed, as Binance sent it
+    # D1 only ever received rebates: −0.005 − 0.0052 = −0.0102; net = 2 + 0.0102 = 2.0102
+    d1 = positions(built)["D1"]
+    assert dec(d1["fees"]) == D("-0.0102") and dec(d1["realized_pnl_net"]) == D("2.0102")
+    assert fees_json(d1["fees_by_asset"]) == {"USDT": D("-0.0102")}
     report = validate(built, tmp_path)
     assert report.result("R6").status == "passed" and report.result("R7").status == "passed", report.render()
 
@@ -504,6 +532,9 @@ def test_account_pnl_splits_every_income_record(built):
     day2 = rows[("USDT", "2026-01-02")]
     assert dec(day2["transfer"]) == 50 and dec(day2["commission_rebate"]) == D("0.002")
     assert dec(day2["account_level_income"]) == D("50.002") and dec(day2["strategy_income"]) == 0
+    day3 = rows[("USDT", "2026-01-03")]  # rebates are positive COMMISSION income: +0.005 + 0.0052
+    assert dec(day3["commission"]) == D("0.0102") and dec(day3["total_income"]) == D("2.0102")
+    assert dec(day3["strategy_income"]) == D("2.0102")
     btc = rows[("BTC", "2026-01-01")]
     assert dec(btc["insurance_clear"]) == D("-0.0005")
     assert dec(btc["total_income"]) == D("-0.01161") == dec(btc["strategy_income"])
@@ -512,12 +543,12 @@ def test_account_pnl_splits_every_income_record(built):
     delivery = rows[("USDT", "2026-03-27")]
     assert dec(delivery["delivered_settlement"]) == D("-0.0303") and dec(delivery["strategy_income"]) == D("12.9697")
     # the strategy books in their margin asset: Σ net + converted BNB fees = native strategy income (all closed but
-    # A2, which has no exit). USDT: 1.9685 + 9.4384 + 4.7899 + 7.579 = 23.7758; + 0.5616 = 24.3374
+    # A2, which has no exit). USDT: 1.9685 + 9.4384 + 2.0102 + 4.7899 + 7.579 = 25.786; + 0.5616 = 26.3476
     p = positions(built)
     usdt_net = sum(dec(r["realized_pnl_net"]) for r in p.values() if r["margin_asset"] == "USDT")
     usdt_other_fees = sum(dec(r["other_fees"]) for r in p.values() if r["margin_asset"] == "USDT")
     usdt_books = sum(dec(r["strategy_income"]) for (asset, _), r in rows.items() if asset == "USDT")
-    assert usdt_net == D("23.7758") and usdt_net + usdt_other_fees == usdt_books == D("24.3374")
+    assert usdt_net == D("25.786") and usdt_net + usdt_other_fees == usdt_books == D("26.3476")
     btc_net = sum(dec(r["realized_pnl_net"]) for r in p.values() if r["margin_asset"] == "BTC")
     assert btc_net == D("-0.01161")
 
