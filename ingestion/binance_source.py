@@ -348,21 +348,23 @@ class _Ingestion:
         )
         flat = sorted({(s, side) for s, side in known} - present)
         for symbol, side in flat:
-            stream.add(
-                {
-                    "symbol": symbol,
-                    "positionSide": side,
-                    "positionAmt": "0",
-                    "entryPrice": "0",
-                    "breakEvenPrice": "0",
-                    "markPrice": marks.get(symbol, "0"),
-                    "unRealizedProfit": "0",
-                    "notional": "0",
-                    "updateTime": 0,
-                    "snapshotTime": snapshot_ms,
-                    "stratposFlat": True,  # not sent by Binance: v3 omits flat keys, we write them explicitly
-                }
-            )
+            row = {
+                "symbol": symbol,
+                "positionSide": side,
+                "positionAmt": "0",
+                "entryPrice": "0",
+                "breakEvenPrice": "0",
+                "unRealizedProfit": "0",
+                "notional": "0",
+                "updateTime": 0,
+                "snapshotTime": snapshot_ms,
+                "stratposFlat": True,  # not sent by Binance: v3 omits flat keys, we write them explicitly
+            }
+            # a symbol v3 no longer lists at all (every key flat, or a delivered quarterly) has no mark in
+            # this answer: unknown (NULL), never 0 — marks are taken from the latest snapshot that has one
+            if symbol in marks:
+                row["markPrice"] = marks[symbol]
+            stream.add(row)
         stats = stream.finish({watermark_key(self.account_id, "position_risk"): str(snapshot_ms)})
         self._tally("position_risk", stats)
         return stats

@@ -284,7 +284,7 @@ class PositionRiskIn(Strict):
     positionAmt: Dec
     entryPrice: Dec
     breakEvenPrice: Dec | None = None
-    markPrice: Dec
+    markPrice: Dec | None = None  # absent only on the flat rows we write for keys v3 no longer lists
     unRealizedProfit: Dec
     notional: Dec | None = None
     updateTime: StrictInt = 0

@@ -2,8 +2,11 @@
 -- positions are valued at, by strategy_positions and by the §5 R5 check alike (one model,
 -- so the check can never value positions at a different mark than the mart).
 -- Snapshots of both sides share the mark; the max makes the pick deterministic regardless.
+-- Only snapshots that carry a mark count: the flat rows ingestion writes for a symbol that
+-- positionRisk v3 no longer lists (e.g. a delivered quarterly) have none (NULL, not 0).
 with snapshots as (
     select * from {{ ref('stg_binance__position_snapshots') }}
+    where mark_price is not null
 ),
 
 latest as (
