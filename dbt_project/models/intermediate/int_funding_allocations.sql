@@ -1,3 +1,8 @@
+{{ config(post_hook=[
+    "{{ add_index(['account_id', 'tran_id']) }}",
+    "{{ add_index(['strategy_position_id']) }}",
+]) }}
+
 -- SPEC §4.4 funding, step 2: each FUNDING_FEE income is shared among its holders
 -- (int_funding_holders) pro rata by signed quantity (18 decimals, the last position by id
 -- takes the remainder). Funding nobody in the books holds — Binance charges it on a position,

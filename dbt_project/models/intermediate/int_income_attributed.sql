@@ -110,17 +110,27 @@ insurance_weights as (
 ),
 
 -- COMMISSION_REBATE, API_REBATE, FEE_RETURN ------------------------------------------------
+rebate_days as (
+    -- the (account, asset, day) of each rebate: only those days' commission is summed
+    select distinct account_id, asset, {{ ms_to_day_no('income_time_ms') }} as day_no
+    from income
+    where income_type in ('COMMISSION_REBATE', 'API_REBATE', 'FEE_RETURN')
+),
+
 commission_days as (
     select
-        account_id,
-        commission_asset,
-        {{ ms_to_day_no('trade_time_ms') }} as day_no,
-        strategy_position_id,
-        min(symbol) as position_symbol,
-        sum(commission) as commission
-    from allocations
-    where commission_asset is not null
-    group by account_id, commission_asset, {{ ms_to_day_no('trade_time_ms') }}, strategy_position_id
+        a.account_id,
+        a.commission_asset,
+        r.day_no,
+        a.strategy_position_id,
+        min(a.symbol) as position_symbol,
+        sum(a.commission) as commission
+    from allocations as a
+    inner join rebate_days as r
+        on a.account_id = r.account_id
+        and a.commission_asset = r.asset
+        and {{ ms_to_day_no('a.trade_time_ms') }} = r.day_no
+    group by a.account_id, a.commission_asset, r.day_no, a.strategy_position_id
 ),
 
 rebate_weights as (
@@ -157,22 +167,30 @@ delivery_times as (
     group by i.account_id, i.income_type, i.tran_id, i.symbol, i.income_time_ms
 ),
 
+delivered_symbols as (
+    select distinct account_id, symbol from delivery_times
+),
+
 holding_deltas as (
+    -- holdings of the delivered contracts only
     select
-        account_id,
-        symbol,
-        strategy_position_id,
-        trade_time_ms as at_ms,
-        case when allocation_type = 'entry' then quantity else -quantity end as delta
-    from linked
+        a.account_id,
+        a.symbol,
+        a.strategy_position_id,
+        a.trade_time_ms as at_ms,
+        case when a.allocation_type = 'entry' then a.quantity else -a.quantity end as delta
+    from linked as a
+    inner join delivered_symbols as d on a.account_id = d.account_id and a.symbol = d.symbol
     union all
     select l.account_id, l.symbol, r.strategy_position_id, r.effective_time_ms, -r.quantity
     from reallocations as r
     inner join legs as l on r.leg_id = l.leg_id
+    inner join delivered_symbols as d on l.account_id = d.account_id and l.symbol = d.symbol
     union all
     select l.account_id, l.symbol, concat('unattributed:', r.exchange_position_id), r.effective_time_ms, r.quantity
     from reallocations as r
     inner join legs as l on r.leg_id = l.leg_id
+    inner join delivered_symbols as d on l.account_id = d.account_id and l.symbol = d.symbol
 ),
 
 delivery_weights as (

@@ -40,16 +40,12 @@ margin_assets as (
     select * from {{ ref('int_margin_assets_resolved') }}
 ),
 
-funding_shares as (
-    select account_id, tran_id, sum(funding_amount) as amount, count(*) as share_count
-    from {{ ref('int_funding_allocations') }}
-    group by account_id, tran_id
+funding_allocations as (
+    select * from {{ ref('int_funding_allocations') }}
 ),
 
-income_shares as (
-    select account_id, income_type, tran_id, asset, income_time_ms, sum(amount) as amount
-    from {{ ref('int_income_attributed') }}
-    group by account_id, income_type, tran_id, asset, income_time_ms
+income_attributed as (
+    select * from {{ ref('int_income_attributed') }}
 ),
 
 account_start as (
@@ -58,16 +54,11 @@ account_start as (
     group by account_id
 ),
 
-allocated_fills as (
-    select distinct account_id, symbol, trade_id
-    from allocations
-),
-
 booked_fills as (
+    -- fills the books hold: each has allocations of its first leg (found through the leg_id index
+    -- on MySQL/MariaDB, not by joining two million-row sets)
     select
         f.account_id,
-        f.symbol,
-        f.trade_id,
         f.trade_time_ms,
         f.realized_pnl,
         f.commission,
@@ -75,24 +66,18 @@ booked_fills as (
         m.margin_asset,
         case when f.trade_time_ms >= s.first_income_ms then 1 else 0 end as has_income_window
     from fills as f
-    inner join allocated_fills as a
-        on f.account_id = a.account_id and f.symbol = a.symbol and f.trade_id = a.trade_id
     left join margin_assets as m on f.symbol = m.symbol
     left join account_start as s on f.account_id = s.account_id
+    where exists (
+        select 1 from allocations as a
+        where a.leg_id = concat(f.account_id, ':', f.symbol, ':', {{ to_text('f.trade_id') }}, ':1')
+    )
 ),
 
-fill_ledger as (
-    -- income rows of fills the books hold (REALIZED_PNL, COMMISSION carry the trade id)
-    select distinct
-        i.account_id,
-        i.income_type,
-        i.tran_id
-    from income as i
-    inner join booked_fills as b
-        on i.account_id = b.account_id
-        and i.symbol = b.symbol
-        and i.trade_id = {{ to_text('b.trade_id') }}
-    where i.income_type in ('REALIZED_PNL', 'COMMISSION')
+funding_shares as (
+    select account_id, tran_id, sum(funding_amount) as amount
+    from funding_allocations
+    group by account_id, tran_id
 ),
 
 strategy_amounts as (
@@ -103,6 +88,7 @@ strategy_amounts as (
         case when has_income_window = 1 then realized_pnl else 0 end as strategy_amount,
         case when has_income_window = 1 then 0 else realized_pnl end as unreconciled_amount
     from booked_fills
+    where realized_pnl <> 0
     union all
     select
         account_id,
@@ -119,26 +105,35 @@ strategy_amounts as (
     where i.income_type = 'FUNDING_FEE'
     union all
     select account_id, asset, {{ ms_to_day_no('income_time_ms') }}, amount, 0
-    from income_shares
+    from income_attributed
 ),
 
 classified as (
+    -- an income record is account-level unless the books hold it: the fill of a REALIZED_PNL /
+    -- COMMISSION line, a FUNDING_FEE's shares, a §4.5 record's shares (index lookups per record)
     select
-        i.*,
+        i.account_id,
+        i.asset,
+        i.income_type,
+        i.amount,
         {{ ms_to_day_no('i.income_time_ms') }} as day_no,
         case
-            when l.tran_id is not null then 0
-            when i.income_type = 'FUNDING_FEE' and f.tran_id is not null then 0
-            when s.tran_id is not null then 0
+            when i.income_type in ('REALIZED_PNL', 'COMMISSION') and exists (
+                select 1 from allocations as a
+                where a.leg_id = concat(i.account_id, ':', i.symbol, ':', i.trade_id, ':1')
+            ) then 0
+            when i.income_type = 'FUNDING_FEE' and exists (
+                select 1 from funding_allocations as f
+                where f.account_id = i.account_id and f.tran_id = i.tran_id
+            ) then 0
+            when i.income_type in ('INSURANCE_CLEAR', 'COMMISSION_REBATE', 'API_REBATE', 'FEE_RETURN', 'DELIVERED_SETTELMENT')
+                and exists (
+                    select 1 from income_attributed as s
+                    where s.account_id = i.account_id and s.income_type = i.income_type and s.tran_id = i.tran_id
+                ) then 0
             else 1
         end as is_account_level
     from income as i
-    left join fill_ledger as l
-        on i.account_id = l.account_id and i.income_type = l.income_type and i.tran_id = l.tran_id
-    left join funding_shares as f
-        on i.income_type = 'FUNDING_FEE' and i.account_id = f.account_id and i.tran_id = f.tran_id
-    left join income_shares as s
-        on i.account_id = s.account_id and i.income_type = s.income_type and i.tran_id = s.tran_id
 ),
 
 income_days as (
