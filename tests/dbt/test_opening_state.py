@@ -217,6 +217,15 @@ def test_opening_allocations_go_to_the_bucket(opened):
 def test_reconciliation_holds_from_the_first_run(opened):
     for view in RECON:
         assert rows(opened, "audit", view) == [], view
+    # R8 (warn) shows the opening quantity a bucket holds, and says where it came from
+    r8 = {r["check_key"]: r for r in rows(opened, "audit", "recon_r8_linkage") if r["measure"] == "unattributed_volume"}
+    sol = r8["unattributed:h:SOLUSDT_LONG:1"]
+    assert (sol["observed"], sol["detail"]) == (D(5), "1 bucket allocations from the opening state (SPEC §4.1)")
+    eth = r8["unattributed:h:ETHUSDT_SHORT:1"]  # opening 2, then the manual SELL 1
+    assert (eth["observed"], eth["detail"]) == (
+        D(3),
+        "2 bucket allocations from unlinked fills, the opening state (SPEC §4.1)",
+    )
 
 
 def test_a_newer_snapshot_moves_the_opening_state_incrementally(warehouse_settings, tmp_path):

@@ -1,6 +1,7 @@
 -- SPEC §5 R8 (warn), linkage: what the books could not attribute cleanly. Not an error of the
 -- books, so every row is a warning:
---   * unattributed_volume: quantity a bucket holds from liquidations and unlinked fills, per bucket;
+--   * unattributed_volume: quantity a bucket holds from liquidations, unlinked fills and the opening
+--     state of a history that starts mid-position (role `opening`), per bucket;
 --   * over_close: the excess of a linked exit beyond its position's entries, per fill leg;
 --   * signal_without_fills: buy/sell signals without a single entry fill;
 --   * side_mismatch: a linked order whose side (or, in hedge mode, positionSide) disagrees with
@@ -25,11 +26,12 @@ unattributed_volume as (
         sum(quantity) as observed,
         concat(
             {{ to_text('count(*)') }}, ' bucket allocations from ',
-            case
-                when min(role) = 'liquidation' and max(role) = 'liquidation' then 'liquidations'
-                when min(role) = 'liquidation' or max(role) = 'liquidation' then 'liquidations and unlinked fills'
-                else 'unlinked fills'
-            end
+            concat_ws(
+                ', ',
+                case when max(case when role = 'liquidation' then 1 else 0 end) = 1 then 'liquidations' end,
+                case when max(case when role = 'unlinked' then 1 else 0 end) = 1 then 'unlinked fills' end,
+                case when max(case when role = 'opening' then 1 else 0 end) = 1 then 'the opening state (SPEC §4.1)' end
+            )
         ) as detail
     from allocations
     where is_unattributed = 1 and is_over_close = 0
