@@ -520,6 +520,9 @@ def test_a_delivery_settlement_goes_to_the_positions_open_on_the_contract(built)
     assert dec(p["Q1"]["other_income"]) == D("-0.0101") and dec(p["Q2"]["other_income"]) == D("-0.0202")
     # Q1: (50500 − 50000)·0.01 = 5 − 0.2 − 0.0101 = 4.7899; Q2: (50500 − 50100)·0.02 = 8 − 0.4008 − 0.0202 = 7.579
     assert dec(p["Q1"]["realized_pnl_net"]) == D("4.7899") and dec(p["Q2"]["realized_pnl_net"]) == D("7.579")
+    # the episode's fees: 0.2 + 0.4008, in USDT although the symbol's name does not end with it
+    [episode] = [e for e in mart_rows(built, "exchange_positions") if e["symbol"] == "BTCUSDT_260327"]
+    assert episode["margin_asset"] == "USDT" and dec(episode["fees"]) == D("0.6008")
 
 
 def test_account_pnl_splits_every_income_record(built):

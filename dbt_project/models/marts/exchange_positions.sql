@@ -23,6 +23,10 @@ contributions as (
     select * from {{ ref('position_contributions') }}
 ),
 
+margin_assets as (
+    select * from {{ ref('int_margin_assets_resolved') }}
+),
+
 legs_with_avg as (
     select
         l.*,
@@ -62,10 +66,12 @@ episodes as (
 fees as (
     select
         exchange_position_id,
-        sum(case when right(symbol, length(commission_asset)) = commission_asset then commission else 0 end) as fees,
-        sum(case when is_unattributed = 1 then case when allocation_type = 'entry' then quantity else -quantity end else 0 end)
+        -- commission paid in the symbol's margin asset (SPEC §3.2: never a pattern on the name), signed
+        sum(case when a.commission_asset = m.margin_asset then a.commission else 0 end) as fees,
+        sum(case when a.is_unattributed = 1 then case when a.allocation_type = 'entry' then a.quantity else -a.quantity end else 0 end)
             as unattributed_quantity
-    from allocations
+    from allocations as a
+    left join margin_assets as m on a.symbol = m.symbol
     group by exchange_position_id
 ),
 
@@ -95,6 +101,7 @@ final as (
         e.account_id,
         e.exchange_position_key,
         e.symbol,
+        ma.margin_asset,
         case
             when e.position_side <> 'BOTH' then e.position_side
             when e.episode_dir = 1 then 'LONG'
@@ -118,6 +125,7 @@ final as (
         case when e.episode_no = l.latest_episode_no then true else false end as is_current
     from episodes as e
     left join fees as f on e.exchange_position_id = f.exchange_position_id
+    left join margin_assets as ma on e.symbol = ma.symbol
     left join contributors as c on e.exchange_position_id = c.exchange_position_id
     left join contribution_counts as cc on e.exchange_position_id = cc.exchange_position_id
     inner join latest as l on e.account_id = l.account_id and e.exchange_position_key = l.exchange_position_key
