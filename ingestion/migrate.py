@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # table -> (version, record kind, SQL filter of the rows to derive again: {payload_commission} is replaced)
 DERIVED = {
     "futures_algo_orders": ("2", "futures_algo_orders", None),
-    "order_links": ("2", "order_links", None),
+    "order_links": ("3", "order_links", None),  # 3: symbol-less order-id links keyed with their signal
     "futures_trades": ("2", "futures_trades", "{payload_commission} like '-%'"),
 }
 QUARANTINE_VERSION = "2"

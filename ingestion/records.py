@@ -457,18 +457,21 @@ def _signal_row(m: SignalIn, account_id: str) -> dict:
     }
 
 
-def link_ref(order_id: int | None, client_order_id: str | None, symbol: str | None) -> str:
+def link_ref(order_id: int | None, client_order_id: str | None, symbol: str | None, signal_id: str) -> str:
     """The key of a link: ``order:{SYMBOL}:{id}`` when the record names the symbol (order ids are per
-    symbol), ``order:{id}`` when it does not, ``client:{id}`` for a clientOrderId link."""
+    symbol, SPEC §3.2), ``client:{id}`` for a clientOrderId link, and ``order:{id}#{signal_id}`` when an
+    order id comes without its symbol: that id is matched on the signal's symbol (§3.3), so two such
+    records of one number for signals on two symbols are two links, not one record replacing the other.
+    (At most 6 + 20 + 1 + 64 = 91 characters: the column holds 96.)"""
     if order_id is not None:
-        return f"order:{symbol}:{order_id}" if symbol else f"order:{order_id}"
+        return f"order:{symbol}:{order_id}" if symbol else f"order:{order_id}#{signal_id}"
     return f"client:{client_order_id}"
 
 
 def _link_row(m: OrderLinkIn, account_id: str) -> dict:
     return {
         "account_id": account_id if m.account_id == "default" else m.account_id,
-        "link_ref": link_ref(m.order_id, m.client_order_id, m.symbol),
+        "link_ref": link_ref(m.order_id, m.client_order_id, m.symbol, m.signal_id),
         "order_id": m.order_id,
         "client_order_id": m.client_order_id,
         "signal_id": m.signal_id,

@@ -116,7 +116,7 @@ def test_only_documented_final_algo_statuses_are_final():
 
 def test_order_links_name_their_symbol():
     rows_ = [to_row(KINDS["order_links"], r, "a") for r in doc.LINKS]
-    assert [r["link_ref"] for r in rows_] == ["order:BTCUSDT:7", "order:ETHUSDT:7", "order:7", "client:sigA-tp"]
+    assert [r["link_ref"] for r in rows_] == ["order:BTCUSDT:7", "order:ETHUSDT:7", "order:7#sigC", "client:sigA-tp"]
     assert [r["symbol"] for r in rows_] == ["BTCUSDT", "ETHUSDT", None, None]
 
 
@@ -194,7 +194,7 @@ def test_replay_of_documented_records_loads_exactly_and_idempotently(warehouse_s
     links = rows(s, "select link_ref, symbol from {raw}.order_links order by link_ref")
     assert [(r["link_ref"], r["symbol"]) for r in links] == [
         ("client:sigA-tp", None),
-        ("order:7", None),
+        ("order:7#sigC", None),
         ("order:BTCUSDT:7", "BTCUSDT"),
         ("order:ETHUSDT:7", "ETHUSDT"),
     ]

@@ -216,7 +216,7 @@ def test_records_without_account_take_the_replay_account(duckdb_settings, tmp_pa
         {"signal_id": "s2", "account_id": "other"},
     ]
     assert rows(duckdb_settings, "select account_id, link_ref, role from {raw}.order_links") == [
-        {"account_id": "acct9", "link_ref": "order:5", "role": "entry"}
+        {"account_id": "acct9", "link_ref": "order:5#s1", "role": "entry"}
     ]
     assert rows(duckdb_settings, "select position_mode from {raw}.accounts") == [{"position_mode": "one_way"}]
 

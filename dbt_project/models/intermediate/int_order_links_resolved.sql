@@ -7,8 +7,8 @@
 --      or clientAlgoId, for known signals only;  3. liquidation ids;  4. unlinked.
 -- Order ids and algo ids are sequences per symbol (§3.2): the same number on two symbols is
 -- two orders. So an algo order names the order it placed by (account, symbol, actualOrderId),
--- and an explicit link by order id matches `order:{SYMBOL}:{id}` on the order's symbol, or a
--- symbol-less `order:{id}` only when the linked signal trades the order's symbol.
+-- and an explicit link by order id matches on (account, symbol, order id) — the symbol the record
+-- names, else its signal's (int_order_links_explicit keys every record by what it matches).
 with orders as (
     select * from {{ ref('stg_binance__orders') }}
 ),
@@ -22,7 +22,7 @@ signals as (
 ),
 
 links as (
-    select * from {{ ref('stg_signals__order_links') }}
+    select * from {{ ref('int_order_links_explicit') }}
 ),
 
 algo_orders as (
@@ -79,14 +79,8 @@ candidates as (
         p.order_id,
         p.client_order_id,
         p.client_algo_id,
-        coalesce(
-            by_symbol_order.signal_id,
-            case when by_order_signal.symbol = p.symbol then by_order.signal_id end
-        ) as explicit_order_signal,
-        case
-            when by_symbol_order.signal_id is not null then by_symbol_order.role
-            when by_order_signal.symbol = p.symbol then by_order.role
-        end as explicit_order_role,
+        by_order.signal_id as explicit_order_signal,
+        by_order.role as explicit_order_role,
         by_client.signal_id as explicit_client_signal,
         by_client.role as explicit_client_role,
         by_algo.signal_id as explicit_algo_signal,
@@ -96,19 +90,15 @@ candidates as (
         algo_signal.signal_id as convention_algo_signal,
         p.algo_code
     from parsed as p
-    -- raw.order_links is keyed (account_id, link_ref) with link_ref 'order:{SYMBOL}:{id}', 'order:{id}'
-    -- or 'client:{id}': joining on the key finds at most one row and lets MySQL/MariaDB use the primary key
-    left join links as by_symbol_order
-        on p.account_id = by_symbol_order.account_id
-        and by_symbol_order.link_ref = concat('order:', p.symbol, ':', {{ to_text('p.order_id') }})
+    -- int_order_links_explicit is unique and indexed on (account_id, match_ref), match_ref being
+    -- 'order:{SYMBOL}:{id}' or 'client:{id}': each join finds at most one row through the index
     left join links as by_order
-        on p.account_id = by_order.account_id and by_order.link_ref = concat('order:', {{ to_text('p.order_id') }})
-    left join signals as by_order_signal
-        on by_order.signal_id = by_order_signal.signal_id and by_order.account_id = by_order_signal.account_id
+        on p.account_id = by_order.account_id
+        and by_order.match_ref = concat('order:', p.symbol, ':', {{ to_text('p.order_id') }})
     left join links as by_client
-        on p.account_id = by_client.account_id and by_client.link_ref = concat('client:', p.client_order_id)
+        on p.account_id = by_client.account_id and by_client.match_ref = concat('client:', p.client_order_id)
     left join links as by_algo
-        on p.account_id = by_algo.account_id and by_algo.link_ref = concat('client:', p.client_algo_id)
+        on p.account_id = by_algo.account_id and by_algo.match_ref = concat('client:', p.client_algo_id)
     left join signals as order_signal
         on p.order_signal_id = order_signal.signal_id and p.account_id = order_signal.account_id
     left join signals as algo_signal

@@ -1,6 +1,6 @@
 -- Explicit order → signal links (SPEC §3.3 rule 1). `link_ref` is the raw key: `order:{SYMBOL}:{id}`
--- when the record names the order's symbol, `order:{id}` when it does not (then the order id is
--- matched on the linked signal's symbol: order ids are per symbol, §3.2), `client:{clientOrderId}`.
+-- when the record names the order's symbol, `order:{id}#{signal_id}` when it does not (then the order
+-- id is matched on the linked signal's symbol: order ids are per symbol, §3.2), `client:{clientOrderId}`.
 with source as (
     select * from {{ source('raw', 'order_links') }}
 ),
