@@ -44,7 +44,7 @@ from stratpos.config import Settings
 from stratpos.transform import TransformError, run_dbt
 from stratpos.warehouse import drop_schemas
 from tests.dbt.truth import mart_rows
-from tests.reconciliation.helpers import copy_duckdb, query, validate
+from tests.reconciliation.helpers import copy_duckdb, failing_keys, query, validate
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DAY = 86_400_000
@@ -589,6 +589,7 @@ def test_a_corrupted_balance_snapshot_fails_r9(built, tmp_path, replay, request)
         into, out_of = f"default:USDT:{T0 + DAY + 7_200_000}", f"default:USDT:{DELIVERY + 60_000}"
         assert set(keys) == {into, out_of}
         assert keys[into].diff == D("-0.00000002") and keys[out_of].diff == D("0.00000002")  # income − Δ balance
+        assert failing_keys(settings, report.run_id, "R9") == {into, out_of}  # written to audit.dq_alerts
     finally:
         query(settings, "update {raw}.balance_snapshots set balance = balance - 0.00000002 " + where)
 
