@@ -11,7 +11,7 @@ the exchange, and alert when it does not.
    trades), then **snapshot_positions** (positionRisk and wallet balances after the fills) and
    **ingest_klines** (1m prices converting commission paid in another asset, e.g. BNB).
 3. **dbt** — a Cosmos task group over `dbt_project/` (models, then all tests).
-4. **validate** — reconciliation checks R1–R8; a failed check fails the run, alerts go
+4. **validate** — reconciliation checks R1–R9; a failed check fails the run, alerts go
    out through the configured channels (the DAG's failure callback covers any other failure).
 
 Manual runs take `since`/`until` (UTC ISO) to override the window; backfills use

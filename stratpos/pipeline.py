@@ -100,7 +100,7 @@ def transform(settings: Settings, *, full_refresh: bool = False) -> dict:
 
 
 def validate(settings: Settings) -> dict:
-    """Reconciliation R1–R8 (SPEC §5); raises when a `fail` check failed, after alerting."""
+    """Reconciliation R1–R9 (SPEC §5); raises when a `fail` check failed, after alerting."""
     from stratpos.validate import run_validation
 
     report = run_validation(settings)
