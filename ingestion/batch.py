@@ -29,6 +29,39 @@ MAX_SOURCE_CHARS = 255  # raw.quarantine / audit.ingestion_runs keep the source 
 _BOM = b"\xef\xbb\xbf"
 
 
+def audit_row(
+    run_id: str,
+    source: str,
+    target: str,
+    started_at: datetime,
+    status: str,
+    message: str | None,
+    *,
+    batch_no: int = 0,
+    duration_ms: int = 0,
+    received: int = 0,
+    loaded: int = 0,
+    duplicates: int = 0,
+    quarantined: int = 0,
+) -> dict:
+    """One ``audit.ingestion_runs`` row (finished now): a batch's, a failed batch's, or a run-level note."""
+    return {
+        "run_id": run_id,
+        "source": source,
+        "batch_no": batch_no,
+        "target": target,
+        "started_at": started_at,
+        "finished_at": utcnow(),
+        "duration_ms": duration_ms,
+        "received": received,
+        "loaded": loaded,
+        "duplicates": duplicates,
+        "quarantined": quarantined,
+        "status": status,
+        "message": message,
+    }
+
+
 def _key_getter(columns: tuple[str, ...]):
     """row -> key tuple (``itemgetter`` returns a bare value for one column)."""
     get = operator.itemgetter(*columns)
@@ -249,18 +282,17 @@ class Batch:
         return stats
 
     def _audit(self, store: RawStore, stats: BatchStats, status: str, message: str | None) -> dict:
-        return {
-            "run_id": self.run_id,
-            "source": self.source,
-            "batch_no": self.batch_no,
-            "target": store.target,
-            "started_at": self.started_at,
-            "finished_at": utcnow(),
-            "duration_ms": int(stats.seconds * 1000),
-            "received": stats.received,
-            "loaded": stats.loaded,
-            "duplicates": stats.duplicates,
-            "quarantined": stats.quarantined,
-            "status": status,
-            "message": message,
-        }
+        return audit_row(
+            self.run_id,
+            self.source,
+            store.target,
+            self.started_at,
+            status,
+            message,
+            batch_no=self.batch_no,
+            duration_ms=int(stats.seconds * 1000),
+            received=stats.received,
+            loaded=stats.loaded,
+            duplicates=stats.duplicates,
+            quarantined=stats.quarantined,
+        )

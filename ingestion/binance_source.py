@@ -48,7 +48,7 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestion.batch import Batch, BatchStats, new_run_id
+from ingestion.batch import Batch, BatchStats, audit_row, new_run_id
 from ingestion.binance_client import (
     BinanceApi,
     BinanceIngestError,
@@ -184,21 +184,17 @@ class _Stream:
         """Audit the batch in progress as failed; it is not committed, so its watermark stays put."""
         store, batch = self.ing.store, self.batch
         seconds = time.perf_counter() - batch.started
-        row = {
-            "run_id": self.ing.run_id,
-            "source": self.source,
-            "batch_no": self.batch_no,
-            "target": store.target,
-            "started_at": batch.started_at,
-            "finished_at": utcnow(),
-            "duration_ms": int(seconds * 1000),
-            "received": batch.received,
-            "loaded": 0,
-            "duplicates": 0,
-            "quarantined": 0,
-            "status": "failed",
-            "message": scrub(f"{type(exc).__name__}: {exc}")[:2000],
-        }
+        row = audit_row(
+            self.ing.run_id,
+            self.source,
+            store.target,
+            batch.started_at,
+            "failed",
+            scrub(f"{type(exc).__name__}: {exc}")[:2000],
+            batch_no=self.batch_no,
+            duration_ms=int(seconds * 1000),
+            received=batch.received,
+        )
         try:
             with store.transaction():
                 store.write_run(row)
@@ -282,25 +278,11 @@ class _Ingestion:
             return
         for note in notes:
             log.warning("binance account %s: %s", self.account_id, note)
-        now = utcnow()
+        row = audit_row(
+            self.run_id, self._source("retention"), self.store.target, utcnow(), "warning", "; ".join(notes)[:2000]
+        )
         with self.store.transaction():
-            self.store.write_run(
-                {
-                    "run_id": self.run_id,
-                    "source": self._source("retention"),
-                    "batch_no": 0,
-                    "target": self.store.target,
-                    "started_at": now,
-                    "finished_at": now,
-                    "duration_ms": 0,
-                    "received": 0,
-                    "loaded": 0,
-                    "duplicates": 0,
-                    "quarantined": 0,
-                    "status": "warning",
-                    "message": "; ".join(notes)[:2000],
-                }
-            )
+            self.store.write_run(row)
 
     # -- account ---------------------------------------------------------------------------------------
     def account(self) -> BatchStats:

@@ -59,7 +59,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ingestion.batch import Batch, BatchStats, new_run_id
+from ingestion.batch import Batch, BatchStats, audit_row, new_run_id
 from ingestion.records import MAX_PAYLOAD_BYTES, SignalIn, canonical_json, printable_payload
 from ingestion.store import RawStore, utcnow
 from stratpos.config import Settings
@@ -273,21 +273,15 @@ def ingest_signal_files(
 def _audit_landing(store: RawStore, landing: Path, run_id: str, started, seconds: float, results) -> None:
     """One audit row for the folder run itself, so a run that only skipped files is on record too."""
     message = f"processed {len(results)} files, skipped {len(results.skipped)} unchanged files"
-    row = {
-        "run_id": run_id,
-        "source": _source("signals:landing:", landing.name or str(landing)),
-        "batch_no": 0,
-        "target": store.target,
-        "started_at": started,
-        "finished_at": utcnow(),
-        "duration_ms": int(seconds * 1000),
-        "received": 0,
-        "loaded": 0,
-        "duplicates": 0,
-        "quarantined": 0,
-        "status": "ok",
-        "message": message,
-    }
+    row = audit_row(
+        run_id,
+        _source("signals:landing:", landing.name or str(landing)),
+        store.target,
+        started,
+        "ok",
+        message,
+        duration_ms=int(seconds * 1000),
+    )
     with store.transaction():
         store.write_run(row)
 

@@ -62,7 +62,7 @@ final as (
         case
             when c.in_margin_asset = 1 then {{ dec18('0') }}
             when c.margin_asset is null or k.close_price is null then null
-            else {{ dec18('round(' ~ dec18('c.commission') ~ ' * cast(k.close_price as decimal(28, 10)), 18)') }}
+            else {{ dec18(converted_at_close('c.commission', 'k.close_price')) }}
         end as other_fee
     from charged as c
     left join klines as k

@@ -38,13 +38,7 @@ shared as (
         symbol,
         income_time_ms,
         strategy_position_id,
-        case
-            when rank_from_last = 1 then
-                amount - coalesce(sum(case when rank_from_last > 1 then base_share end) over (
-                    partition by account_id, tran_id
-                ), {{ dec18('0') }})
-            else base_share
-        end as funding_amount
+        {{ remainder_to_last('amount', 'base_share', 'account_id, tran_id') }} as funding_amount
     from base
     where total_signed <> 0
 ),

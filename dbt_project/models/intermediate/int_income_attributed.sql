@@ -256,13 +256,7 @@ based as (
 shared as (
     select
         *,
-        case
-            when rank_from_last = 1 then
-                amount - coalesce(sum(case when rank_from_last > 1 then base_share end) over (
-                    partition by account_id, income_type, tran_id
-                ), {{ dec18('0') }})
-            else base_share
-        end as share
+        {{ remainder_to_last('amount', 'base_share', 'account_id, income_type, tran_id') }} as share
     from based
     where total_weight <> 0
 ),
@@ -276,7 +270,7 @@ in_margin_asset as (
         case
             when s.asset = m.margin_asset then s.share
             when k.close_price is not null
-                then round({{ dec18('s.share') }} * cast(k.close_price as decimal(28, 10)), 18)
+                then {{ converted_at_close('s.share', 'k.close_price') }}
         end as share_in_margin_asset
     from shared as s
     left join margin_assets as m on s.position_symbol = m.symbol
