@@ -103,6 +103,12 @@ def quarterly_symbol(pair: str, delivery: datetime) -> str:
     return f"{pair}_{delivery.astimezone(UTC):%y%m%d}"
 
 
+def quarterly_delivery_ms(yymmdd: str) -> int:
+    """When the quarterly of ``{PAIR}_{yymmdd}`` is delivered: 08:00 UTC of that date, in ms."""
+    day = datetime.strptime(yymmdd, "%y%m%d").replace(hour=DELIVERY_HOUR_UTC, tzinfo=UTC)
+    return int(day.timestamp() * 1000)
+
+
 @lru_cache(maxsize=64)
 def quarterly(symbol: str) -> Instrument:
     """The quarterly contract ``{PAIR}_{yymmdd}``, delivered at 08:00 UTC of that date.
@@ -115,14 +121,13 @@ def quarterly(symbol: str) -> Instrument:
     if not m or m["pair"] not in INSTRUMENTS:
         raise ValueError(f"unknown symbol {symbol!r}")
     perp = INSTRUMENTS[m["pair"]]
-    day = datetime.strptime(m["yymmdd"], "%y%m%d").replace(hour=DELIVERY_HOUR_UTC, tzinfo=UTC)
     basis = (perp.start_price * Decimal("1.004") / perp.tick_size).quantize(Decimal(1)) * perp.tick_size
     return replace(
         perp,
         symbol=symbol,
         start_price=basis,
         contract_type="CURRENT_QUARTER",
-        delivery_date=int(day.timestamp() * 1000),
+        delivery_date=quarterly_delivery_ms(m["yymmdd"]),
         pair=perp.symbol,
     )
 

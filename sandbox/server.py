@@ -42,7 +42,6 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,10 +50,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.instruments import (
     INSTRUMENTS,
-    ONBOARD_MS,
     PERPETUAL_DELIVERY_MS,
+    QUARTERLY_RE,
+    Instrument,
     exchange_info_symbol,
     instrument,
+    quarterly_delivery_ms,
 )
 from sandbox.server_data import (
     ALGO_ORDERS_FILE,
@@ -1049,58 +1050,41 @@ def _klines_weight(query: dict[str, str]) -> int:
 
 # Quote assets of USD-M contracts, longest first so `...FDUSD` is not read as `...USD`.
 _QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BTC")
-_QUARTERLY_RE = re.compile(r"^([A-Z0-9]+)_([0-9]{2})([0-9]{2})([0-9]{2})$")
 
 
 def _generated_symbol_info(symbol: str) -> dict[str, Any]:
     """An exchangeInfo ``symbols[]`` entry for a symbol the replay has no ``symbols.jsonl`` line for.
 
     A contract of the paper exchange (its instruments and their quarterlies) is rendered exactly as the
-    generator writes it to ``symbols.jsonl``; anything else gets generic filters, its quote (= margin)
-    asset read off the name and, for ``PAIR_yymmdd``, a quarterly delivered at 08:00 UTC of that date.
+    generator writes it to ``symbols.jsonl``; anything else is rendered the same way from a generic
+    contract: tick 0.01, step 0.001, its quote (= margin) asset read off the name and, for
+    ``PAIR_yymmdd``, a quarterly delivered at 08:00 UTC of that date.
     """
     try:
         return exchange_info_symbol(instrument(symbol))
     except ValueError:
         pass
     pair, contract_type, delivery = symbol, "PERPETUAL", PERPETUAL_DELIVERY_MS
-    quarterly = _QUARTERLY_RE.match(symbol)
+    quarterly = QUARTERLY_RE.match(symbol)
     if quarterly:
-        pair = quarterly.group(1)
-        yy, mm, dd = (int(g) for g in quarterly.groups()[1:])
-        contract_type = "CURRENT_QUARTER"
-        delivery = int(datetime(2000 + yy, mm, dd, 8, tzinfo=UTC).timestamp() * 1000)
+        pair, contract_type, delivery = quarterly["pair"], "CURRENT_QUARTER", quarterly_delivery_ms(quarterly["yymmdd"])
     quote = next((q for q in _QUOTE_ASSETS if pair.endswith(q) and len(pair) > len(q)), "USDT")
-    return {
-        "symbol": symbol,
-        "pair": pair,
-        "contractType": contract_type,
-        "deliveryDate": delivery,
-        "onboardDate": ONBOARD_MS,
-        "status": "TRADING",
-        "maintMarginPercent": "2.5000",
-        "requiredMarginPercent": "5.0000",
-        "baseAsset": pair.removesuffix(quote),
-        "quoteAsset": quote,
-        "marginAsset": quote,
-        "pricePrecision": 2,
-        "quantityPrecision": 3,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "underlyingSubType": [],
-        "settlePlan": 0,
-        "triggerProtect": "0.0500",
-        "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
-            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "100000", "stepSize": "0.001"},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "10000", "stepSize": "0.001"},
-        ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
-    }
+    generic = Instrument(
+        symbol=symbol,
+        base_asset=pair.removesuffix(quote),
+        tick_size=Decimal("0.01"),
+        step_size=Decimal("0.001"),
+        start_price=Decimal(1),
+        daily_vol=0.0,
+        min_qty=Decimal("0.001"),
+        typical_notional=Decimal(0),
+        quote_asset=quote,
+        margin_asset=quote,
+        contract_type=contract_type,
+        delivery_date=delivery,
+        pair=pair,
+    )
+    return exchange_info_symbol(generic)
 
 
 def _nonzero(value: Any) -> bool:
