@@ -7,6 +7,7 @@ behind itself.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
@@ -150,3 +151,26 @@ def resolve_links(path: Path) -> dict[tuple[str, int], tuple[str | None, str]]:
                 link = (None, "unlinked")
         out[(o["symbol"], o["orderId"])] = link
     return out
+
+
+def balance_moves_by_income(path) -> int:
+    """Check R9 on a replay directory; returns the number of snapshot pairs checked."""
+    income = load(path, "income.jsonl")
+    by_asset = defaultdict(list)
+    for b in load(path, "balances.jsonl"):
+        by_asset[b["asset"]].append(b)
+    n = 0
+    for asset, snaps in by_asset.items():
+        snaps.sort(key=lambda b: b["snapshotTime"])
+        for prev, cur in itertools.pairwise(snaps):
+            moved = sum(
+                (
+                    Decimal(i["income"])
+                    for i in income
+                    if i["asset"] == asset and prev["snapshotTime"] < i["time"] <= cur["snapshotTime"]
+                ),
+                Decimal(0),
+            )
+            assert Decimal(cur["balance"]) - Decimal(prev["balance"]) == moved, (asset, cur["snapshotTime"])
+            n += 1
+    return n

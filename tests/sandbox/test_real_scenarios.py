@@ -8,42 +8,17 @@ liquidation, a rebate-programme payment and a quarterly delivery (§4.5), the wa
 
 from __future__ import annotations
 
-import itertools
-from collections import defaultdict
 from decimal import Decimal as D
 from decimal import localcontext
 
 from sandbox.scenario import Scenario
-from tests.sandbox.replay_check import WIDE, load, opening_states
+from tests.sandbox.replay_check import WIDE, balance_moves_by_income, load, opening_states
 
 Q18 = D("1e-18")
 
 
 def rows_by_id(path) -> dict[str, dict]:
     return {r["strategy_position_id"]: r for r in load(path, "expected_strategy_positions.jsonl")}
-
-
-def balance_moves_by_income(path) -> int:
-    """Check R9 on a replay directory; returns the number of snapshot pairs checked."""
-    income = load(path, "income.jsonl")
-    by_asset = defaultdict(list)
-    for b in load(path, "balances.jsonl"):
-        by_asset[b["asset"]].append(b)
-    n = 0
-    for asset, snaps in by_asset.items():
-        snaps.sort(key=lambda b: b["snapshotTime"])
-        for prev, cur in itertools.pairwise(snaps):
-            moved = sum(
-                (
-                    D(i["income"])
-                    for i in income
-                    if i["asset"] == asset and prev["snapshotTime"] < i["time"] <= cur["snapshotTime"]
-                ),
-                D(0),
-            )
-            assert D(cur["balance"]) - D(prev["balance"]) == moved, (asset, cur["snapshotTime"])
-            n += 1
-    return n
 
 
 def test_opening_state_from_a_reducing_fill(tmp_path):
