@@ -44,6 +44,7 @@ from stratpos.config import Settings
 from stratpos.transform import TransformError, run_dbt
 from stratpos.warehouse import drop_schemas
 from tests.dbt.truth import mart_rows
+from tests.ingestion.documented import symbol_info as exchange_info
 from tests.reconciliation.helpers import copy_duckdb, failing_keys, query, validate
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -194,35 +195,6 @@ class Tape:
                 for r in records:
                     fh.write(json.dumps(r) + "\n")
         return directory
-
-
-def exchange_info(symbol, pair, contract, base, quote, margin, delivery=4133404800000):
-    return {
-        "symbol": symbol,
-        "pair": pair,
-        "contractType": contract,
-        "deliveryDate": delivery,
-        "onboardDate": 1569398400000,
-        "status": "TRADING",
-        "maintMarginPercent": "2.5000",
-        "requiredMarginPercent": "5.0000",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "marginAsset": margin,
-        "pricePrecision": 2,
-        "quantityPrecision": 3,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "underlyingSubType": [],
-        "settlePlan": 0,
-        "triggerProtect": "0.0500",
-        "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"}],
-        "orderTypes": ["LIMIT", "MARKET"],
-        "timeInForce": ["GTC", "IOC"],
-        "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
-    }
 
 
 def account_tape() -> Tape:
