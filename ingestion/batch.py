@@ -12,21 +12,79 @@ effort: if even that fails, the original error is the one raised) and re-raises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import operator
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import BinaryIO, NamedTuple
 
-from ingestion.records import KINDS, Rejected, parse_line_text, printable_payload, raw_hash, row_hash, to_row
+from ingestion.records import (
+    KINDS,
+    MAX_PAYLOAD_BYTES,
+    Rejected,
+    bounded_payload,
+    parse_line_text,
+    raw_hash,
+    row_hash,
+    safe_text,
+    to_row,
+)
 from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore, rows_to_arrow, utcnow
 
 log = logging.getLogger(__name__)
 MAX_SOURCE_CHARS = 255  # raw.quarantine / audit.ingestion_runs keep the source in a varchar(255) key column
 _BOM = b"\xef\xbb\xbf"
+
+
+class Oversized(NamedTuple):
+    """A line longer than :data:`MAX_PAYLOAD_BYTES`, never held whole: its first bytes, length and sha256."""
+
+    head: bytes
+    size: int
+    sha256: str
+
+
+_READ_CHUNK = 1 << 20
+
+
+def read_lines(fh: BinaryIO, limit: int = MAX_PAYLOAD_BYTES, hasher=None) -> Iterator[tuple[int, bytes | Oversized]]:
+    """(bytes consumed, line) for each line of a binary file, in bounded memory.
+
+    A line longer than ``limit`` bytes (without its line end) comes as :class:`Oversized`: its first
+    ``limit`` bytes, its full length and the sha256 of its content; the rest is read in chunks and dropped.
+    ``hasher`` (a hashlib object), when given, sees every byte read.
+    """
+    while True:
+        line = fh.readline(limit + 2)  # + "\r\n"
+        if not line:
+            return
+        if hasher is not None:
+            hasher.update(line)
+        if line.endswith(b"\n") or len(line) < limit + 2:
+            yield len(line), line
+            continue
+        h, size, consumed = hashlib.sha256(line), len(line), len(line)
+        head = line[:limit]
+        while True:
+            chunk = fh.readline(_READ_CHUNK)
+            if not chunk:
+                break
+            consumed += len(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            end = chunk.endswith(b"\n")
+            body = chunk.rstrip(b"\r\n") if end else chunk
+            h.update(body)
+            size += len(body)
+            if end:
+                break
+        yield consumed, Oversized(head, size, h.hexdigest())
 
 
 def audit_row(
@@ -176,27 +234,39 @@ class Batch:
         self.received += 1
         self.reject(payload, reason, key, record_hash=record_hash)
 
-    def _reject_row(self, payload, reason, key, raw=None, record_hash=None) -> dict:
+    def _reject_row(self, payload, reason, key, raw=None, record_hash=None, size=None) -> dict:
+        """A quarantine row: the payload bounded (:func:`bounded_payload`), its full length and hash kept."""
+        text, full = bounded_payload(raw if raw is not None else payload)
+        if size is not None and size > full and not text.endswith("…"):  # an Oversized line's head
+            text += "…"
         return {
             "source": self.source,
             "record_hash": record_hash or raw_hash(raw if raw is not None else payload),
-            "record_key": (key or "?")[:255],
-            "reason": reason,
-            "payload": payload,
+            "record_key": safe_text(key or "?")[:255],
+            "reason": safe_text(reason),
+            "payload": text,
             "run_id": self.run_id,
             "quarantined_at": utcnow(),
+            "payload_bytes": full if size is None else size,
         }
 
-    def add_line(self, raw: bytes) -> None:
-        """One JSONL line as bytes, exactly as read."""
+    def add_line(self, raw: bytes | Oversized) -> None:
+        """One JSONL line as bytes, exactly as read (or an :class:`Oversized` line from :func:`read_lines`)."""
+        self.received += 1
+        if isinstance(raw, Oversized):
+            reason = f"payload of {raw.size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
+            self.rejects.append(self._reject_row("", reason, None, raw.head, raw.sha256, raw.size))
+            return
         raw = raw.rstrip(b"\r\n")
         if raw.startswith(_BOM):
             raw = raw[3:]
-        self.received += 1
         try:
             obj, text = parse_line_text(raw)
         except Rejected as exc:
-            self.reject(printable_payload(raw), exc.reason, raw=raw)
+            self.reject("", exc.reason, raw=raw)
+            return
+        except Exception as exc:  # whatever one record does, the batch goes on
+            self.reject("", _unexpected(exc), raw=raw)
             return
         self._add(obj, text)
 
@@ -204,7 +274,11 @@ class Batch:
         """An already parsed record (API response, CSV/Parquet row)."""
         self.received += 1
         if payload is None:
-            payload = json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
+            try:
+                payload = json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
+            except Exception as exc:  # nested too deeply, circular, ...
+                self.reject(repr(obj)[:MAX_PAYLOAD_BYTES], _unexpected(exc))
+                return
         self._add(obj, payload)
 
     def _add(self, obj: dict, payload: str) -> None:
@@ -214,6 +288,12 @@ class Batch:
             row = to_row(self.kind, obj, self.account_id)
         except Rejected as exc:
             self.reject(payload, exc.reason, exc.key)
+            return
+        except Exception as exc:  # a failure nobody foresaw is still one record's: quarantined, the batch goes on
+            self.reject(payload, _unexpected(exc))
+            return
+        if not payload.isascii() and not _storable(payload):  # an API object's text with a lone surrogate
+            self.reject(payload, "payload: not encodable as UTF-8 (a lone surrogate such as \\ud800)", None)
             return
         row["payload_hash"] = row_hash(row)
         row["payload"] = payload
@@ -296,3 +376,15 @@ class Batch:
             duplicates=stats.duplicates,
             quarantined=stats.quarantined,
         )
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"record cannot be converted: {type(exc).__name__}: {exc}"[:500]
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

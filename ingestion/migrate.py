@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import re
 from decimal import Decimal
@@ -215,7 +214,7 @@ def rederive(store: RawStore, table: Table, kind: str, where: str | None = None)
         try:
             obj = _DECODER.decode(old["payload"])
             new = to_row(KINDS[kind], obj, old.get("account_id") or "default")
-        except (Rejected, json.JSONDecodeError, ValueError) as exc:
+        except (Rejected, ValueError, RecursionError) as exc:
             log.warning("raw.%s: a stored record cannot be derived again (%s); left as it is", table.name, exc)
             continue
         new["payload_hash"] = row_hash(new)
@@ -287,7 +286,7 @@ def readmit_quarantined(store: RawStore) -> int:
         kind, account = origins[source]
         try:
             row = to_row(KINDS[kind], _DECODER.decode(payload), account)
-        except (Rejected, json.JSONDecodeError, ValueError):
+        except (Rejected, ValueError, RecursionError):
             continue  # still refused: it stays in the quarantine only
         table = RAW_TABLES[KINDS[kind].table]
         row["payload_hash"] = row_hash(row)

@@ -36,7 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024  # a longer record (line) is quarantined, and only its first bytes are kept
+QUARANTINE_PAYLOAD_BYTES = 64 * 1024  # raw.quarantine keeps at most this much of a payload (+ length, sha256)
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
 MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
 # Any USD-M contract symbol (SPEC §3.2): perpetuals (BTCUSDT, BTCUSDC, 1000PEPEUSDT), quarterlies
@@ -78,6 +79,8 @@ Symbol = Annotated[str, Field(pattern=SYMBOL_RE)]
 Ident = Annotated[str, Field(pattern=ID_RE)]
 Asset = Annotated[str, Field(pattern=ASSET_RE)]
 Id = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
+MIN_INT64 = -(2**63)
+Int64 = Annotated[StrictInt, Field(ge=MIN_INT64, le=MAX_ID)]  # any other integer stored in a BIGINT column
 
 
 def _digits(v: Any) -> Any:
@@ -242,8 +245,9 @@ class OrderIn(Strict):
     stopPrice: Dec = Decimal(0)
     reduceOnly: StrictBool = False
     closePosition: StrictBool = False
-    timeInForce: str | None = None
-    workingType: str | None = None
+    # GTC, IOC, FOK, GTX, GTD and MARK_PRICE, CONTRACT_PRICE (USD-M "New Order" docs): the columns hold 16 / 24
+    timeInForce: str | None = Field(default=None, max_length=16)
+    workingType: str | None = Field(default=None, max_length=24)
     time: EpochMs
     updateTime: EpochMs
 
@@ -269,7 +273,7 @@ class AlgoOrderIn(Strict):
     price: Dec | None = None
     createTime: EpochMs
     updateTime: EpochMs
-    triggerTime: StrictInt = 0
+    triggerTime: Int64 = 0
     actualOrderId: Annotated[Id | None, BeforeValidator(_actual_order_id)] = None
     actualPrice: Dec | None = None
     reduceOnly: StrictBool | None = None
@@ -287,12 +291,13 @@ class PositionRiskIn(Strict):
     markPrice: Dec | None = None  # absent only on the flat rows we write for keys v3 no longer lists
     unRealizedProfit: Dec
     notional: Dec | None = None
-    updateTime: StrictInt = 0
+    updateTime: Int64 = 0
     snapshotTime: EpochMs
 
 
 class IncomeIn(Strict):
-    symbol: str = Field(default="", max_length=32)
+    # "" for account-wide income (TRANSFER, ...); any other value is a contract symbol like every symbol (§3.2)
+    symbol: Annotated[str, Field(pattern=f"^$|{SYMBOL_RE}")] = ""
     incomeType: Annotated[str, Field(pattern=r"^[A-Z_]{2,32}$")]
     income: Dec
     asset: Asset
@@ -300,7 +305,8 @@ class IncomeIn(Strict):
     time: EpochMs
     # a JSON number in the USD-M docs ("tranId":9689322392), a string in the COIN-M ones; up to 19 digits
     tranId: TranId
-    tradeId: str | StrictInt = ""
+    # a string of digits, "" when the income is not a trade's (USD-M "Get Income History"); column of 32
+    tradeId: Annotated[str, Field(max_length=32)] | Annotated[StrictInt, Field(ge=0, le=MAX_ID)] = ""
 
 
 class SymbolIn(Strict):
@@ -309,8 +315,8 @@ class SymbolIn(Strict):
     symbol: Symbol
     pair: str = Field(default="", max_length=32)
     contractType: str = Field(default="", max_length=32)  # PERPETUAL, CURRENT_QUARTER, NEXT_QUARTER, ...
-    deliveryDate: StrictInt | None = Field(default=None, ge=0)
-    onboardDate: StrictInt | None = Field(default=None, ge=0)
+    deliveryDate: StrictInt | None = Field(default=None, ge=0, le=MAX_ID)
+    onboardDate: StrictInt | None = Field(default=None, ge=0, le=MAX_ID)
     status: str = Field(default="", max_length=24)
     baseAsset: Asset
     quoteAsset: Asset
@@ -326,7 +332,7 @@ class BalanceIn(Strict):
     crossUnPnl: Dec
     availableBalance: Dec
     maxWithdrawAmount: Dec | None = None
-    updateTime: StrictInt = Field(default=0, ge=0)  # 0 for an asset never touched
+    updateTime: StrictInt = Field(default=0, ge=0, le=MAX_ID)  # 0 for an asset never touched
     snapshotTime: EpochMs
 
 
@@ -723,9 +729,33 @@ def _constant(name: str) -> Decimal:
     return Decimal(name.replace("Infinity", "Inf"))  # NaN/Infinity reach the model, which names the field
 
 
-_DECODER = json.JSONDecoder(
-    parse_float=Decimal, parse_constant=_constant
-)  # one decoder: json.loads builds one per call
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice (``json`` would silently keep the last value)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dupe = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKey(f"duplicate key {dupe[:64]!r} in one JSON object")
+    return obj
+
+
+# one decoder (json.loads builds one per call); duplicate keys are refused, never last-one-wins
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object)
+
+
+def decode_json(text: str) -> Any:
+    """JSON text -> value (decimals exact), or :class:`Rejected`: invalid, duplicate keys, nested too deeply."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
+    except DuplicateKey as exc:
+        raise Rejected(str(exc)) from None
+    except RecursionError:
+        raise Rejected("JSON nested too deeply (the parser's recursion limit was reached)") from None
 
 
 def parse_line(raw: bytes) -> dict:
@@ -741,24 +771,115 @@ def parse_line_text(raw: bytes) -> tuple[dict, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected(f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at position {exc.start}") from None
-    try:
-        obj = _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
+    obj = decode_json(text)
     if not isinstance(obj, dict):
         raise Rejected(f"expected a JSON object, got {type(obj).__name__}")
     return obj, text
 
 
 def to_row(kind: RecordKind, obj: dict, account_id: str) -> dict:
-    """Validate ``obj`` and return its raw row (without lineage columns)."""
+    """Validate ``obj`` and return its raw row (without lineage columns).
+
+    Besides the model's rules, every value must fit its column on both targets alike (:func:`check_row`),
+    so a record that passes can always be stored.
+    """
     try:
         model = kind.model.model_validate(obj)
-        return kind.row(model, account_id)
+        row = kind.row(model, account_id)
     except ValidationError as exc:
-        raise Rejected(_reason(exc), kind.key(obj)) from None
+        raise Rejected(_reason(exc), _safe_key(kind, obj)) from None
     except _TooPrecise as exc:
-        raise Rejected(str(exc), kind.key(obj)) from None
+        raise Rejected(str(exc), _safe_key(kind, obj)) from None
+    except RecursionError:
+        raise Rejected("record nested too deeply to validate", _safe_key(kind, obj)) from None
+    problem = check_row(kind.table, row)
+    if problem:
+        raise Rejected(problem, _safe_key(kind, obj))
+    return row
+
+
+def _safe_key(kind: RecordKind, obj: dict) -> str:
+    try:
+        return safe_text(kind.key(obj))
+    except Exception:
+        return "?"
+
+
+def _column_checks(table_name: str) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...], tuple[str, ...]]:
+    """(varchar columns with their size, BIGINT columns, text columns) of a raw table."""
+    from ingestion.schema import RAW_TABLES
+
+    table = RAW_TABLES[table_name]
+    return (
+        tuple((c.name, c.size) for c in table.columns if c.kind == "str"),
+        tuple(c.name for c in table.columns if c.kind == "int"),
+        tuple(c.name for c in table.columns if c.kind == "text"),
+    )
+
+
+_CHECKS: dict[str, tuple] = {}
+
+
+def check_row(table_name: str, row: dict) -> str | None:
+    """Why ``row`` cannot be stored in ``raw.{table_name}`` as it is on either target, or None.
+
+    MariaDB's varchar(n) would refuse (strict mode) or cut (LOAD DATA) a longer string where DuckDB keeps it,
+    a BIGINT holds 64 bits, and utf8mb4 cannot hold a lone surrogate (a ``\ud800`` escape in JSON): each is a
+    quarantine reason naming the column, the same on DuckDB and MariaDB.
+    """
+    checks = _CHECKS.get(table_name)
+    if checks is None:
+        checks = _CHECKS[table_name] = _column_checks(table_name)
+    sized, ints, texts = checks
+    for name, size in sized:
+        v = row.get(name)
+        if v.__class__ is str:
+            if len(v) > size:
+                return f"{name}: longer than the column's {size} characters (got {len(v)})"
+            if not v.isascii() and not _encodable(v):
+                return f"{name}: not encodable as UTF-8 (a lone surrogate such as \\ud800)"
+    for name in ints:
+        v = row.get(name)
+        if v is not None and not MIN_INT64 <= v <= MAX_ID:
+            return f"{name}: integer outside the signed 64-bit range (got {str(v)[:40]})"
+    for name in texts:
+        v = row.get(name)
+        if v.__class__ is str and not v.isascii() and not _encodable(v):
+            return f"{name}: not encodable as UTF-8 (a lone surrogate such as \\ud800)"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_text(text: str) -> str:
+    """``text`` storable as utf8mb4: lone surrogates become visible ``\\udXXX`` escapes (nothing dropped)."""
+    if text.isascii() or _encodable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def bounded_payload(payload: str | bytes, limit: int = QUARANTINE_PAYLOAD_BYTES) -> tuple[str, int]:
+    """(storable text of at most ``limit`` bytes, full length in bytes) of a quarantined record's payload.
+
+    Bytes are decoded with undecodable bytes escaped; a longer payload is cut at ``limit`` bytes (on a
+    character boundary) and ends with ``…``: the quarantine row keeps its full length and sha256 instead.
+    """
+    if isinstance(payload, bytes):
+        size = len(payload)
+        text = printable_payload(payload[: limit + 4] if size > limit else payload)
+    else:
+        text = safe_text(payload)
+        size = len(text.encode("utf-8"))
+    if size <= limit:
+        return text, size
+    data = text.encode("utf-8")[:limit]
+    return data.decode("utf-8", "ignore") + "…", size
 
 
 def row_hash(row: dict) -> str:
@@ -767,7 +888,13 @@ def row_hash(row: dict) -> str:
 
 
 def raw_hash(payload: bytes | str) -> str:
-    data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
+    if isinstance(payload, str):
+        try:
+            data = payload.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate outside surrogateescape's range (a JSON "\ud800")
+            data = payload.encode("utf-8", "surrogatepass")
+    else:
+        data = payload
     return hashlib.sha256(data).hexdigest()
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from ingestion.batch import Batch, BatchStats, new_run_id
+from ingestion.batch import Batch, BatchStats, Oversized, new_run_id, read_lines
 from ingestion.store import RawStore
 from stratpos.config import Settings
 
@@ -123,7 +123,9 @@ def load_replay(
     return results
 
 
-def _prepare(kind: str, source: str, account_id: str, run_id: str, batch_no: int, lines: list[bytes]) -> Batch:
+def _prepare(
+    kind: str, source: str, account_id: str, run_id: str, batch_no: int, lines: list[bytes | Oversized]
+) -> Batch:
     """Worker side: parse and validate lines into a sealed batch."""
     batch = Batch(kind, source, account_id, run_id, batch_no)
     for line in lines:
@@ -178,9 +180,9 @@ class _FileLoad:
         batch = None if self.pool else self._new_batch()
         done = 0
         with open(self.path, "rb") as fh:
-            for line in fh:
-                done += len(line)
-                if not line.strip():
+            for size, line in read_lines(fh):  # a line over the limit comes as Oversized, never whole
+                done += size
+                if not isinstance(line, Oversized) and not line.strip():
                     continue
                 if batch is None:
                     lines.append(line)

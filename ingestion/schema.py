@@ -327,6 +327,9 @@ RAW_TABLES: dict[str, Table] = {
                 C("payload", "text", nullable=False),
                 C("run_id", size=40, nullable=False),
                 C("quarantined_at", "ts", nullable=False),
+                # the payload's full length in bytes: ``payload`` keeps at most its first 64 KiB, ``record_hash``
+                # is the sha256 of all of it (NULL on rows quarantined before this column existed)
+                C("payload_bytes", "int"),
             ),
             ("source", "record_hash"),
         ),

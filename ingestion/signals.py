@@ -59,7 +59,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ingestion.batch import Batch, BatchStats, audit_row, new_run_id
+from ingestion.batch import Batch, BatchStats, Oversized, audit_row, new_run_id, read_lines
 from ingestion.records import MAX_PAYLOAD_BYTES, SignalIn, canonical_json, printable_payload
 from ingestion.store import RawStore, utcnow
 from stratpos.config import Settings
@@ -117,7 +117,7 @@ def _json_cell(text: str) -> Any:
     """An extra CSV cell: its JSON value when it is JSON (numbers exact), else the text itself."""
     try:
         return json.loads(text, parse_float=Decimal, parse_constant=lambda name: name)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to be a value worth keeping as one
         return text
 
 
@@ -310,13 +310,18 @@ def _ingest_file(
         return _ingest_jsonl(store, path, source, digest, state, run_id, batch_size, account_id), digest
     try:
         records = list(_csv_records(data, path.name) if fmt == "csv" else _parquet_records(data, path.name))
+        problem = None
     except _FileReadError as exc:
+        problem = str(exc)
+    except Exception as exc:  # anything else reading one file is that file's problem: the folder goes on
+        problem = f"signal file {path.name} cannot be read: {type(exc).__name__}: {exc}"[:1000]
+    if problem is not None:
         batch = Batch("signals", source, account_id, run_id)
         batch.add_rejected(
-            _file_entry(path.name, len(data), digest, data), str(exc), path.name[:255], record_hash=digest
+            _file_entry(path.name, len(data), digest, data), problem, path.name[:255], record_hash=digest
         )
         stats = batch.commit(store, state)
-        log.warning("signals: %s quarantined: %s", path.name, exc)
+        log.warning("signals: %s quarantined: %s", path.name, problem)
         return stats, digest
     total = BatchStats(source)
     batch_no = 0
@@ -344,9 +349,8 @@ def _ingest_jsonl(store, path: Path, source, digest, state, run_id, batch_size, 
     batch = Batch("signals", source, account_id, run_id, batch_no)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for line in fh:
-            h.update(line)
-            if not line.strip():
+        for _, line in read_lines(fh, hasher=h):  # a line over the limit comes as Oversized, never whole
+            if not isinstance(line, Oversized) and not line.strip():
                 continue
             batch.add_line(line)
             if len(batch) >= batch_size:

@@ -103,7 +103,7 @@ class RawStore:
                 host=m.host,
                 port=m.port,
                 user=m.user,
-                password=m.password,
+                password=m.password.get_secret_value(),
                 charset="utf8mb4",
                 autocommit=True,
                 connect_timeout=10,
@@ -351,6 +351,8 @@ class RawStore:
         if not entries:
             return 0
         table = RAW_TABLES["quarantine"]
+        for e in entries:
+            e.setdefault("payload_bytes", len(e["payload"].encode("utf-8", "surrogatepass")))
         unique = {tuple(e[k] for k in table.key): e for e in entries}  # the same bad record twice in one batch
         return self.merge(table, list(unique.values())).inserted
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from ingestion.batch import new_run_id
+from ingestion.records import MAX_PAYLOAD_BYTES
 from ingestion.replay import load_replay
 from tests.ingestion.warehouse_dump import audit, count, quarantine, rows
 
@@ -188,6 +189,8 @@ def test_the_catalogue_of_bad_input(warehouse_settings, catalogue):
 
     q = quarantine(warehouse_settings)
     by_hash = {(r["source"], r["record_hash"]): r for r in q}
+    for r in rows(warehouse_settings, "select source, record_hash, payload_bytes from {raw}.quarantine"):
+        by_hash[(r["source"], r["record_hash"])]["payload_bytes"] = r["payload_bytes"]
     cases = [("signals.jsonl", c) for c in SIGNAL_CASES] + [("futures_trades.jsonl", c) for c in TRADE_CASES]
     reasons = {}
     for file, (case, raw, expected) in cases:
@@ -196,7 +199,10 @@ def test_the_catalogue_of_bad_input(warehouse_settings, catalogue):
         assert expected in row["reason"], f"{case}: reason {row['reason']!r} lacks {expected!r}"
         assert row["run_id"] == run_id
         reasons[case] = row["reason"]
-        if b"\xe9" not in raw:
+        assert row["payload_bytes"] == len(raw), case  # the full length, whatever part of the payload is kept
+        if len(raw) > MAX_PAYLOAD_BYTES:  # only the first 64 KiB are kept, never the whole line
+            assert row["payload"] == raw[:MAX_PAYLOAD_BYTES].decode() + "…", case
+        elif b"\xe9" not in raw:
             assert row["payload"] == raw.decode(), case  # the original bytes, unchanged
     assert rows(
         warehouse_settings, "select payload from {raw}.quarantine where reason like ?", ["not valid UTF-8%"]
