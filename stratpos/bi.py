@@ -2,8 +2,13 @@
 
 On MySQL/MariaDB :func:`ensure_bi_user` creates (or refreshes) the account named by
 ``STRATPOS_BI_USER`` (default ``stratpos_bi``) with the password in ``STRATPOS_BI_PASSWORD``
-and leaves it exactly one privilege in this prefix's schemas: ``SELECT`` on ``{prefix}marts``.
-It is idempotent — run it after every build. Without a password nothing is created. DuckDB
+and leaves it exactly one privilege: ``SELECT`` on ``{prefix}marts``. Every other privilege is
+revoked on each refresh — global (``*.*``), on any database (``raw``, ``audit``, ``mysql`` …), on
+single tables and columns, and ``GRANT OPTION`` — so a refresh repairs a widened grant; the same
+user name at another host (e.g. a ``'%'`` account left by an older default) loses its privileges
+too, with a warning. One BI user serves one deployment (prefix). Its host is ``STRATPOS_BI_HOST``
+(default ``localhost``; ``%`` only when configured). It is idempotent — run it after every build.
+Without a password nothing is created. DuckDB
 is an embedded file with no users: BI opens it read-only (``duckdb.connect(path,
 read_only=True)``). The password never reaches a log line or an error message.
 """
@@ -21,8 +26,7 @@ from stratpos.warehouse import mysql_connection
 log = logging.getLogger(__name__)
 
 DEFAULT_BI_USER = "stratpos_bi"
-# MySQL/MariaDB error "There is no such grant defined …": a REVOKE of nothing.
-_NO_SUCH_GRANT = (1141, 1147)
+DEFAULT_BI_HOST = "localhost"  # never '%' unless configured: the BI user connects from where it is told
 
 
 class BIUserError(RuntimeError):
@@ -32,7 +36,7 @@ class BIUserError(RuntimeError):
 @dataclass(frozen=True)
 class BIUser:
     name: str
-    host: str = "%"
+    host: str = DEFAULT_BI_HOST
 
     def describe(self) -> str:
         return f"'{self.name}'@'{self.host}'"
@@ -42,7 +46,9 @@ def bi_user_from_env(env: Mapping[str, str] | None = None) -> tuple[BIUser, str 
     """The BI account (``STRATPOS_BI_USER``, ``STRATPOS_BI_HOST``) and its password, if one is set."""
     env = os.environ if env is None else env
     name = env.get("STRATPOS_BI_USER", "").strip() or DEFAULT_BI_USER
-    host = env.get("STRATPOS_BI_HOST", "").strip() or "%"
+    host = env.get("STRATPOS_BI_HOST", "").strip() or DEFAULT_BI_HOST
+    if len(host) > 255 or not all(c.isalnum() or c in "_-.%:" for c in host):
+        raise ConfigError(f"STRATPOS_BI_HOST may hold only a host name, an address or %, got {host!r}")
     if len(name) > 80 or not all(c.isalnum() or c in "_-." for c in name):
         raise ConfigError(f"STRATPOS_BI_USER may hold only letters, digits, _ - . (at most 80), got {name!r}")
     password = env.get("STRATPOS_BI_PASSWORD") or None
@@ -53,8 +59,8 @@ def ensure_bi_user(settings: Settings, env: Mapping[str, str] | None = None) -> 
     """Create or refresh the read-only BI user on a MySQL/MariaDB target; returns it, or None.
 
     None when the target is DuckDB or no ``STRATPOS_BI_PASSWORD`` is set. The user gets
-    ``SELECT`` on ``{prefix}marts``; any other privilege it holds on this prefix's schemas
-    (raw … audit) is revoked, so a refresh also repairs a widened grant.
+    ``SELECT`` on ``{prefix}marts`` and nothing else: every other privilege it holds (global,
+    database, table, column level, grant option) is revoked, so a refresh also repairs a widened grant.
     """
     if settings.target != "mysql":
         return None
@@ -70,14 +76,18 @@ def ensure_bi_user(settings: Settings, env: Mapping[str, str] | None = None) -> 
             # parameters are quoted by the driver: user, host and password are never spliced into SQL
             cur.execute(f"create user if not exists {account} identified by %s", (user.name, user.host, password))
             cur.execute(f"alter user {account} identified by %s", (user.name, user.host, password))
-            for layer, schema in settings.schemas.items():
-                try:
-                    cur.execute(f"revoke all privileges on `{schema}`.* from {account}", (user.name, user.host))
-                except pymysql.err.MySQLError as exc:
-                    if exc.args[0] not in _NO_SUCH_GRANT:
-                        raise
-                if layer == "marts":
-                    cur.execute(f"grant select on `{schema}`.* to {account}", (user.name, user.host))
+            # everything, at every level (global, database, table, column, GRANT OPTION), then the one grant
+            cur.execute(f"revoke all privileges, grant option from {account}", (user.name, user.host))
+            cur.execute(f"grant select on `{settings.schema('marts')}`.* to {account}", (user.name, user.host))
+            cur.execute("select host from mysql.user where user = %s and host <> %s", (user.name, user.host))
+            for (other,) in cur.fetchall():
+                other = other.decode() if isinstance(other, bytes) else other
+                cur.execute(f"revoke all privileges, grant option from {account}", (user.name, other))
+                log.warning(
+                    "BI user %s also exists at host %r: its privileges were revoked (drop it if unused)",
+                    user.describe(),
+                    other,
+                )
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else "?"
         message = str(exc.args[-1]) if exc.args else type(exc).__name__

@@ -26,6 +26,7 @@ from tests.dbt.truth import mart_rows
 from tests.marts.warehouses import build
 
 BI_PASSWORD = "bi-Pw_" + uuid.uuid4().hex[:12]
+BI_HOST = "127.0.0.1"  # the tests connect over TCP to 127.0.0.1 (the server skips name resolution)
 PERFORMANCE_MARTS = (
     "strategy_performance",
     "strategy_daily_pnl",
@@ -71,11 +72,12 @@ def mysql_marts(request, replay, bi_user) -> Settings:
     def cleanup() -> None:
         drop_schemas(settings)
         with mysql_connection(settings) as con, con.cursor() as cur:
-            cur.execute("drop user if exists %s@'%%'", (bi_user,))
+            cur.execute("drop user if exists %s@%s", (bi_user, BI_HOST))
 
     request.addfinalizer(cleanup)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRATPOS_BI_USER", bi_user)
+        mp.setenv("STRATPOS_BI_HOST", BI_HOST)
         mp.setenv("STRATPOS_BI_PASSWORD", BI_PASSWORD)
         build(settings, replay)
     return settings
@@ -243,19 +245,20 @@ def test_bi_user_refresh_is_idempotent_and_narrows_grants(mysql_marts, bi_user, 
     settings = mysql_marts
     raw = settings.schema("raw")
     with mysql_connection(settings) as con, con.cursor() as cur:  # someone widened the grant
-        cur.execute(f"grant select, insert on `{raw}`.* to %s@'%%'", (bi_user,))
-        cur.execute(f"grant insert on `{settings.schema('marts')}`.* to %s@'%%'", (bi_user,))
+        cur.execute(f"grant select, insert on `{raw}`.* to %s@%s", (bi_user, BI_HOST))
+        cur.execute(f"grant insert on `{settings.schema('marts')}`.* to %s@%s", (bi_user, BI_HOST))
     monkeypatch.setenv("STRATPOS_BI_USER", bi_user)
+    monkeypatch.setenv("STRATPOS_BI_HOST", BI_HOST)
     monkeypatch.setenv("STRATPOS_BI_PASSWORD", BI_PASSWORD)
     with caplog.at_level(logging.DEBUG):
         ensure_bi_user(settings)
         ensure_bi_user(settings)
     assert BI_PASSWORD not in caplog.text
     with mysql_connection(settings) as con, con.cursor() as cur:
-        cur.execute("show grants for %s@'%%'", (bi_user,))
+        cur.execute("show grants for %s@%s", (bi_user, BI_HOST))
         grants = [r[0] for r in cur.fetchall()]
     assert [g for g in grants if not g.startswith("GRANT USAGE")] == [
-        f"GRANT SELECT ON `{settings.schema('marts')}`.* TO `{bi_user}`@`%`"
+        f"GRANT SELECT ON `{settings.schema('marts')}`.* TO `{bi_user}`@`{BI_HOST}`"
     ]
     with bi_connect(settings, bi_user) as con, con.cursor() as cur:
         assert denied(cur, f"select count(*) from `{raw}`.futures_trades")
