@@ -56,19 +56,7 @@ class TransformResult:
 
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables the committed profiles.yml reads."""
-    env = {
-        "STRATPOS_TARGET": settings.target,
-        "STRATPOS_DUCKDB_PATH": str(settings.duckdb_path),
-        "STRATPOS_SCHEMA_PREFIX": settings.schema_prefix,
-        "STRATPOS_MYSQL_HOST": settings.mysql.host,
-        "STRATPOS_MYSQL_PORT": str(settings.mysql.port),
-        "STRATPOS_MYSQL_USER": settings.mysql.user,
-        "STRATPOS_MYSQL_PASSWORD": settings.mysql.password,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        "DO_NOT_TRACK": "1",
-    }
-    env.setdefault("STRATPOS_MYSQL_FLAVOR", os.environ.get("STRATPOS_MYSQL_FLAVOR", "mariadb"))
-    return env
+    return settings.to_env(warehouse_only=True) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
 
 
 @contextmanager

@@ -8,7 +8,12 @@ def test_defaults_follow_spec():
     s = load_settings({})
     assert s.target == "duckdb"
     assert s.duckdb_path.parts[-2:] == ("warehouse", "stratpos.duckdb")
-    assert (s.mysql.host, s.mysql.port, s.mysql.user, s.mysql.password) == ("127.0.0.1", 3306, "root", "")
+    assert (s.mysql.host, s.mysql.port, s.mysql.user, s.mysql.password.get_secret_value()) == (
+        "127.0.0.1",
+        3306,
+        "root",
+        "",
+    )
     assert s.duckdb_ingest_memory == "256MB"
     assert s.schemas == {
         "raw": "raw",

@@ -97,7 +97,7 @@ def _env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
                 "STRATPOS_MYSQL_HOST": m.host,
                 "STRATPOS_MYSQL_PORT": str(m.port),
                 "STRATPOS_MYSQL_USER": m.user,
-                "STRATPOS_MYSQL_PASSWORD": m.password,
+                "STRATPOS_MYSQL_PASSWORD": m.password.get_secret_value(),
             }
         )
     env.update(extra)

@@ -25,7 +25,7 @@ def stratpos_env(settings: Settings) -> dict[str, str]:
         "STRATPOS_MYSQL_USER": settings.mysql.user,
     }
     if settings.mysql.password:
-        env["STRATPOS_MYSQL_PASSWORD"] = settings.mysql.password
+        env["STRATPOS_MYSQL_PASSWORD"] = settings.mysql.password.get_secret_value()
     return env
 
 
