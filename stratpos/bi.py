@@ -16,7 +16,6 @@ read_only=True)``). The password never reaches a log line or an error message.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,16 +42,16 @@ class BIUser:
 
 
 def bi_user_from_env(env: Mapping[str, str] | None = None) -> tuple[BIUser, str | None]:
-    """The BI account (``STRATPOS_BI_USER``, ``STRATPOS_BI_HOST``) and its password, if one is set."""
-    env = os.environ if env is None else env
-    name = env.get("STRATPOS_BI_USER", "").strip() or DEFAULT_BI_USER
-    host = env.get("STRATPOS_BI_HOST", "").strip() or DEFAULT_BI_HOST
+    """The BI account (settings ``bi_user``, ``bi_host``: ``STRATPOS_BI_USER``, ``STRATPOS_BI_HOST``) and its
+    password (``STRATPOS_BI_PASSWORD``), if one is set; ``env`` None: the process environment and ``.env``."""
+    from stratpos.core.settings import load_settings
+
+    s = load_settings(env)
+    host = s.bi_host.strip() or DEFAULT_BI_HOST
     if len(host) > 255 or not all(c.isalnum() or c in "_-.%:" for c in host):
         raise ConfigError(f"STRATPOS_BI_HOST may hold only a host name, an address or %, got {host!r}")
-    if len(name) > 80 or not all(c.isalnum() or c in "_-." for c in name):
-        raise ConfigError(f"STRATPOS_BI_USER may hold only letters, digits, _ - . (at most 80), got {name!r}")
-    password = env.get("STRATPOS_BI_PASSWORD") or None
-    return BIUser(name, host), password
+    password = s.bi_password.get_secret_value() if s.bi_password is not None else None
+    return BIUser(s.bi_user, host), password or None
 
 
 def ensure_bi_user(settings: Settings, env: Mapping[str, str] | None = None) -> BIUser | None:
