@@ -36,7 +36,7 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ingestion.records import _DECODER, KINDS, Rejected, row_hash, to_row
+from ingestion.records import DECODER, KINDS, Rejected, row_hash, to_row
 from ingestion.schema import RAW_TABLES, Table
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def rederive(store: RawStore, table: Table, kind: str, where: str | None = None)
     for values in store.fetchall(sql):
         old = dict(zip(names, values, strict=True))
         try:
-            obj = _DECODER.decode(old["payload"])
+            obj = DECODER.decode(old["payload"])
             new = to_row(KINDS[kind], obj, old.get("account_id") or "default")
         except (Rejected, ValueError, RecursionError) as exc:
             log.warning("raw.%s: a stored record cannot be derived again (%s); left as it is", table.name, exc)
@@ -285,7 +285,7 @@ def readmit_quarantined(store: RawStore) -> int:
             continue
         kind, account = origins[source]
         try:
-            row = to_row(KINDS[kind], _DECODER.decode(payload), account)
+            row = to_row(KINDS[kind], DECODER.decode(payload), account)
         except (Rejected, ValueError, RecursionError):
             continue  # still refused: it stays in the quarantine only
         table = RAW_TABLES[KINDS[kind].table]

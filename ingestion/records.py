@@ -743,13 +743,13 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
 
 
 # one decoder (json.loads builds one per call); duplicate keys are refused, never last-one-wins
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object)
+DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object)
 
 
 def decode_json(text: str) -> Any:
     """JSON text -> value (decimals exact), or :class:`Rejected`: invalid, duplicate keys, nested too deeply."""
     try:
-        return _DECODER.decode(text)
+        return DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise Rejected(f"invalid JSON ({exc.msg} at column {exc.colno}); truncated line?") from None
     except DuplicateKey as exc:
