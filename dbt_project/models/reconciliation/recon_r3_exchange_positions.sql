@@ -8,6 +8,10 @@
 -- only symbols with a position or open orders). `positionAmt` is compared signed (−|amt| on
 -- SHORT). Our state includes the key's opening state (SPEC §4.1, its opening leg) when the
 -- ingested history starts mid-position.
+-- Freshness (issue 16): the comparison only means something when the reference was taken after
+-- the key's last ingested fill. A key with fills whose reference predates its last fill
+-- (`stale_snapshot`), or that has no reference at all because the account has no snapshot
+-- (`missing_snapshot`), fails R3 with that reason instead of passing on old or absent truth.
 with reference as (
     select
         account_id,
@@ -25,6 +29,12 @@ legs as (
 
 averages as (
     select * from {{ ref('int_exchange_leg_averages') }}
+),
+
+last_fills as (
+    select account_id, exchange_position_key, max(trade_time_ms) as last_fill_ms
+    from {{ ref('stg_binance__trades') }}
+    group by account_id, exchange_position_key
 ),
 
 legs_until_snapshot as (
@@ -75,9 +85,10 @@ quantities as (
         exchange_quantity as expected,
         our_quantity as observed,
         {{ dec18('0.000000001') }} as tolerance,
-        snapshot_time_ms,
-        source,
-        exchange_position_id
+        concat(
+            source, ' at ', {{ to_text(ms_to_timestamp('snapshot_time_ms')) }},
+            ', our episode ', coalesce(exchange_position_id, 'none')
+        ) as detail
     from states
     where abs(our_quantity - exchange_quantity) > 0.000000001
 ),
@@ -90,19 +101,48 @@ prices as (
         exchange_entry_price as expected,
         our_entry_price as observed,
         {{ qty8('abs(exchange_entry_price)') }} * cast(0.000001 as decimal(7, 6)) as tolerance,
-        snapshot_time_ms,
-        source,
-        exchange_position_id
+        concat(
+            source, ' at ', {{ to_text(ms_to_timestamp('snapshot_time_ms')) }},
+            ', our episode ', coalesce(exchange_position_id, 'none')
+        ) as detail
     from states
     where exchange_quantity <> 0
         and our_quantity <> 0
         and abs(our_entry_price - exchange_entry_price) * 1000000 > abs(exchange_entry_price)
 ),
 
+-- expected: the last fill's time (epoch ms); observed: the reference's snapshot time (0: none at all)
+freshness as (
+    select
+        f.account_id,
+        f.exchange_position_key,
+        case when r.snapshot_time_ms is null then 'missing_snapshot' else 'stale_snapshot' end as measure,
+        {{ dec18('f.last_fill_ms') }} as expected,
+        {{ dec18('coalesce(r.snapshot_time_ms, 0)') }} as observed,
+        {{ dec18('0') }} as tolerance,
+        case
+            when r.snapshot_time_ms is null
+                then concat(
+                    'no positionRisk snapshot of the account; last ingested fill at ',
+                    {{ to_text(ms_to_timestamp('f.last_fill_ms')) }}
+                )
+            else concat(
+                'latest ', r.source, ' at ', {{ to_text(ms_to_timestamp('r.snapshot_time_ms')) }},
+                ' predates the last ingested fill at ', {{ to_text(ms_to_timestamp('f.last_fill_ms')) }}
+            )
+        end as detail
+    from last_fills as f
+    left join reference as r
+        on f.account_id = r.account_id and f.exchange_position_key = r.exchange_position_key
+    where r.snapshot_time_ms is null or r.snapshot_time_ms < f.last_fill_ms
+),
+
 compared as (
     select * from quantities
     union all
     select * from prices
+    union all
+    select * from freshness
 ),
 
 final as (
@@ -116,10 +156,7 @@ final as (
         {{ dec18('observed') }} as observed,
         {{ dec18('observed - expected') }} as diff,
         {{ dec18('tolerance') }} as tolerance,
-        concat(
-            source, ' at ', {{ to_text(ms_to_timestamp('snapshot_time_ms')) }},
-            ', our episode ', coalesce(exchange_position_id, 'none')
-        ) as detail
+        detail
     from compared
 )
 
