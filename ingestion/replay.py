@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ingestion.batch import Batch, BatchStats, Oversized, new_run_id, read_lines
 from ingestion.store import RawStore
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,10 @@ class _FileLoad:
 
     def run(self) -> BatchStats:
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratpos-commit") as committer:
+        with (
+            self.store.load_lock(self.source),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratpos-commit") as committer,
+        ):
             self.committer = committer
             try:
                 self._read()

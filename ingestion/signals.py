@@ -62,7 +62,7 @@ from typing import Any
 from ingestion.batch import Batch, BatchStats, Oversized, audit_row, new_run_id, read_lines
 from ingestion.records import MAX_PAYLOAD_BYTES, SignalIn, canonical_json, printable_payload
 from ingestion.store import RawStore, utcnow
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +289,18 @@ def _audit_landing(store: RawStore, landing: Path, run_id: str, started, seconds
 def _ingest_file(
     store: RawStore, path: Path, done: set[str], run_id: str, batch_size: int, account_id: str
 ) -> tuple[BatchStats | None, str | None]:
-    fmt = FORMATS[path.suffix.lower()]
+    """One file, alone: a concurrent load of the same file name in this warehouse waits for it (see
+    :meth:`RawStore.load_lock`), then finds its content loaded (the state key) and skips it."""
     source = _source("signals:file:", path.name)
+    with store.load_lock(source):
+        done.update(k.removeprefix(FILE_STATE_PREFIX) for k in store.watermarks(FILE_STATE_PREFIX))
+        return _ingest_file_locked(store, path, source, done, run_id, batch_size, account_id)
+
+
+def _ingest_file_locked(
+    store: RawStore, path: Path, source: str, done: set[str], run_id: str, batch_size: int, account_id: str
+) -> tuple[BatchStats | None, str | None]:
+    fmt = FORMATS[path.suffix.lower()]
     try:
         if fmt == "jsonl":
             digest = _sha256(path)

@@ -19,8 +19,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stratpos.config import ConfigError, Settings
-from stratpos.warehouse import mysql_connection
+from stratpos.core.settings import ConfigError, Settings
+from stratpos.core.warehouse import mysql_connection
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stratpos.config import PROJECT_ROOT, Settings
-from stratpos.warehouse import ensure_schemas
+from stratpos.core.settings import PROJECT_ROOT, Settings
+from stratpos.core.warehouse import ensure_schemas
 
 log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

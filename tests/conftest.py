@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from stratpos.config import MySQLSettings, Settings, load_settings
-from stratpos.warehouse import WarehouseUnavailable, drop_schemas, mysql_connection
+from stratpos.core.settings import MySQLSettings, Settings, load_settings
+from stratpos.core.warehouse import WarehouseUnavailable, drop_schemas, mysql_connection
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 

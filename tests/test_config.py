@@ -1,7 +1,7 @@
 import pytest
 
-from stratpos.config import ConfigError, load_settings
-from stratpos.warehouse import ensure_schemas, existing_schemas
+from stratpos.core.settings import ConfigError, load_settings
+from stratpos.core.warehouse import ensure_schemas, existing_schemas
 
 
 def test_defaults_follow_spec():

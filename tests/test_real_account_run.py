@@ -27,8 +27,8 @@ import pytest
 
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig
-from stratpos.config import Settings
-from stratpos.warehouse import fetch_rows
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import fetch_rows
 from tests.dbt.truth import diff_against_truth
 
 STRATPOS = shutil.which("stratpos", path=str(Path(sys.executable).parent))

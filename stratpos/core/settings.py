@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     duckdb_ingest_memory: str = Field(
         "256MB", description="DuckDB `memory_limit` of the ingestion connection (dbt's is its own)"
     )
+    load_lock_wait_seconds: int = Field(
+        600,
+        ge=0,
+        description="how long a load waits for another load of the same warehouse (DuckDB file lock) or source "
+        "(MySQL named lock) before it stops with a clear error",
+    )
     schema_prefix: str = Field("", description="prefix of every schema (MySQL: database), e.g. `acme_`")
     mysql: MySQLSettings = Field(default_factory=MySQLSettings, description="MySQL/MariaDB server")
     gx_docs_dir: Path | None = Field(
@@ -160,9 +166,7 @@ class Settings(BaseSettings):
     )
     # --- BI and Airflow
     bi_user: str = Field("stratpos_bi", description="read-only BI user on MySQL/MariaDB (`SELECT` on the marts)")
-    bi_host: str = Field(
-        "localhost", description="host part of the BI user (`%` only when configured: any host)"
-    )
+    bi_host: str = Field("localhost", description="host part of the BI user (`%` only when configured: any host)")
     bi_password: SecretStr | None = Field(None, description="its password; unset: no BI user is created")
     dag_retries: int = Field(2, ge=0, description="task retries of the hourly DAG (read when the DAG is parsed)")
     dag_retry_delay_seconds: int = Field(120, ge=0, description="seconds between those retries")

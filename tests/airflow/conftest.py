@@ -21,7 +21,7 @@ import pytest
 
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig
-from stratpos.config import PROJECT_ROOT
+from stratpos.core.settings import PROJECT_ROOT
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stratpos.config import PROJECT_ROOT, Settings
+from stratpos.core.settings import PROJECT_ROOT, Settings
 
 CHILD = Path(__file__).with_name("child.py")
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")

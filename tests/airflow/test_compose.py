@@ -20,8 +20,8 @@ import pymysql
 import pytest
 import yaml
 
-from stratpos.config import PROJECT_ROOT, Settings
-from stratpos.warehouse import drop_schemas, mysql_connection
+from stratpos.core.settings import PROJECT_ROOT, Settings
+from stratpos.core.warehouse import drop_schemas, mysql_connection
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DEPLOY = PROJECT_ROOT / "deploy"

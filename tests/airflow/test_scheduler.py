@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from tests.airflow.conftest import AIRFLOW_BIN, SINCE, airflow_env
 from tests.airflow.helpers import stratpos_env
 from tests.dbt.truth import diff_against_truth

@@ -15,8 +15,8 @@ import pymysql
 import pytest
 
 from stratpos.bi import DEFAULT_BI_HOST, ensure_bi_user
-from stratpos.config import ConfigError, Settings
-from stratpos.warehouse import drop_schemas, ensure_schemas, mysql_connection
+from stratpos.core.settings import ConfigError, Settings
+from stratpos.core.warehouse import drop_schemas, ensure_schemas, mysql_connection
 
 PASSWORD = "bi-Pw_" + uuid.uuid4().hex[:12]
 

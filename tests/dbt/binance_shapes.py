@@ -16,9 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from ingestion.replay import load_replay
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import fetch_rows
 from stratpos.transform import run_dbt
-from stratpos.warehouse import fetch_rows
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TAKER = Decimal("0.0005")

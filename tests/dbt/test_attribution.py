@@ -16,7 +16,7 @@ from ingestion.replay import load_replay
 from sandbox.books import Link
 from sandbox.generator import GenerateConfig, generate
 from sandbox.scenario import Scenario, add_worked_example
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from stratpos.transform import run_dbt
 from tests.dbt.replay_split import cut_replay
 from tests.dbt.truth import diff_against_truth, mart_rows
@@ -129,14 +129,14 @@ def scenario_marts(request, hedge_replay, one_way_replay, tmp_path_factory):
         mysql = request.getfixturevalue("mysql_available")
         import uuid
 
-        from stratpos.warehouse import drop_schemas
+        from stratpos.core.warehouse import drop_schemas
 
         settings = Settings(target="mysql", mysql=mysql, schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
         request.addfinalizer(lambda: drop_schemas(settings))
     hedge = settings.with_overrides(schema_prefix=settings.schema_prefix + "h")
     one_way = settings.with_overrides(schema_prefix=settings.schema_prefix + "o")
     if request.param == "mysql":
-        from stratpos.warehouse import drop_schemas
+        from stratpos.core.warehouse import drop_schemas
 
         request.addfinalizer(lambda: (drop_schemas(hedge), drop_schemas(one_way)))
     build(hedge, hedge_replay)

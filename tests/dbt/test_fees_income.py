@@ -40,9 +40,9 @@ from pathlib import Path
 import pytest
 
 from ingestion.replay import load_replay
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from stratpos.transform import TransformError, run_dbt
-from stratpos.warehouse import drop_schemas
 from tests.dbt.truth import mart_rows
 from tests.ingestion.documented import symbol_info as exchange_info
 from tests.reconciliation.helpers import copy_duckdb, failing_keys, query, validate

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stratpos.config import Settings
-from stratpos.warehouse import drop_schemas
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from tests.dbt.binance_shapes import D, Replay, build, by, rows
 
 RECON = ("recon_r1_fill_coverage", "recon_r2_open_quantity", "recon_r3_exchange_positions",

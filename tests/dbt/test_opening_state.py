@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from stratpos.transform import run_dbt
-from stratpos.warehouse import drop_schemas
 from tests.dbt.binance_shapes import T0, D, Replay, build, by, rows
 from tests.dbt.test_attribution import snapshot
 from tests.dbt.truth import _ms

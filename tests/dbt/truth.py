@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from stratpos.config import Settings
-from stratpos.warehouse import fetch_rows
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import fetch_rows
 
 DECIMAL_COLUMNS = (
     "entry_quantity",

@@ -22,7 +22,7 @@ from ingestion.replay import load_replay
 from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore
 from sandbox.server import SandboxServer, ServerConfig, make_client
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from tests.ingestion import documented as doc
 from tests.ingestion.warehouse_dump import LINEAGE_OF_A_RUN, dump, rows
 

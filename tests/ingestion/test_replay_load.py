@@ -13,8 +13,8 @@ from ingestion.replay import REPLAY_SOURCES, ReplayError, load_replay
 from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
-from stratpos.config import Settings
-from stratpos.warehouse import drop_schemas
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from tests.ingestion.warehouse_dump import LINEAGE_OF_A_RUN, audit, count, dump, rows
 
 REPLAY_FILES = [f for _, f in REPLAY_SOURCES]

@@ -24,7 +24,7 @@ from ingestion.signals import (
     ingest_signal_table,
 )
 from ingestion.store import RawStore
-from stratpos.warehouse import mysql_connection
+from stratpos.core.warehouse import mysql_connection
 from tests.ingestion.warehouse_dump import audit, count, quarantine, rows, state
 
 T0 = 1767571322398  # 2026-01-05T00:02:02.398Z

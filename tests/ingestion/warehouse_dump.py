@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 LINEAGE_OF_A_RUN = ("run_id", "loaded_at", "quarantined_at")  # differ between two runs by design
 

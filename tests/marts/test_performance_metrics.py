@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.scenario import Scenario, add_worked_example
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from tests.dbt.truth import mart_rows
 from tests.marts.warehouses import build, module_warehouse
 

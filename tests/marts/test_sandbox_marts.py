@@ -20,8 +20,8 @@ import pytest
 from sandbox.generator import GenerateConfig, generate
 from sandbox.instruments import DEFAULT_SYMBOLS, instrument
 from stratpos.bi import ensure_bi_user
-from stratpos.config import Settings
-from stratpos.warehouse import drop_schemas, mysql_connection
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas, mysql_connection
 from tests.dbt.truth import mart_rows
 from tests.marts.warehouses import build
 

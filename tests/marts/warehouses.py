@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 from ingestion.replay import load_replay
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from stratpos.transform import run_dbt
-from stratpos.warehouse import drop_schemas
 
 
 def build(settings: Settings, replay: Path, target_path: Path | None = None) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from ingestion.replay import load_replay
 from sandbox.generator import GenerateConfig, generate
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from stratpos.transform import run_dbt
 from tests.reconciliation.helpers import (
     build,
