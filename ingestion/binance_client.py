@@ -1,9 +1,16 @@
 """The python-binance client for ingestion: credentials, request weight and retries (SPEC §2, §3.2, §9).
 
 * :func:`resolve_credentials` finds the read-only key: ``BINANCE_API_KEY``/``BINANCE_API_SECRET``, else the
-  Airflow connection ``binance_default`` (login = key, password = secret, extra ``{"base_url": …}``), else
-  the paper exchange (sandbox key, ``STRATPOS_BINANCE_BASE_URL``, default ``http://127.0.0.1:8765``).
+  Airflow connection ``binance_default`` (login = key, password = secret, extra ``{"base_url": …,
+  "endpoint": …}``), else the paper exchange (sandbox key, ``STRATPOS_BINANCE_BASE_URL`` or
+  ``STRATPOS_SANDBOX_URL``, default ``http://127.0.0.1:8765``).
+  A real key only ever goes to Binance (``fapi.binance.com``) unless the operator sets a base URL *and*
+  ``STRATPOS_BINANCE_ENDPOINT=testnet|custom`` (logged as a warning at start); a key with a base URL and
+  without that opt-in is refused.
 * :func:`build_client` makes the real python-binance ``Client`` for them (no ping, bounded timeout).
+* :func:`check_key_permissions` (run by :meth:`BinanceApi.prepare` for every real key) reads the key's
+  permissions (``GET /sapi/v1/account/apiRestrictions``) and refuses a key that can trade, withdraw or move
+  funds unless ``STRATPOS_BINANCE_ALLOW_TRADING_KEY=1``.
 * :class:`BinanceApi` wraps a client: every call goes through a tenacity retry loop (``Retry-After`` on
   429/418, exponential backoff on 5xx, timeouts, connection errors and malformed bodies, a server-time
   resync on ``-1021``), tracks ``X-MBX-USED-WEIGHT-1M`` and sleeps to the next minute before a request
@@ -41,6 +48,12 @@ log = logging.getLogger(__name__)
 ENV_API_KEY = "BINANCE_API_KEY"
 ENV_API_SECRET = "BINANCE_API_SECRET"
 ENV_BASE_URL = "STRATPOS_BINANCE_BASE_URL"
+ENV_ENDPOINT = "STRATPOS_BINANCE_ENDPOINT"  # binance (default) | testnet | custom: where a real key may go
+ENV_SANDBOX_URL = "STRATPOS_SANDBOX_URL"  # the paper exchange for runs without a key (never gets a real key)
+ENV_ALLOW_TRADING_KEY = "STRATPOS_BINANCE_ALLOW_TRADING_KEY"  # 1: accept a key that can trade/withdraw
+ENDPOINTS_ALLOWED = ("binance", "testnet", "custom")
+# python-binance's own testnet URL for USD-M futures (binance/base_client.py FUTURES_TESTNET_URL)
+TESTNET_BASE_URL = "https://testnet.binancefuture.com"
 AIRFLOW_CONN_ID = "binance_default"
 SANDBOX_API_KEY = "sandbox-api-key"
 SANDBOX_API_SECRET = "sandbox-api-secret"
@@ -62,7 +75,17 @@ ENDPOINTS = {
     "futures_get_position_mode": "GET /fapi/v1/positionSide/dual",
     "futures_account_balance": "GET /fapi/v3/balance",
     "futures_klines": "GET /fapi/v1/klines",
+    "get_account_api_permissions": "GET /sapi/v1/account/apiRestrictions",
+    "futures_v1_get_income_asyn": "GET /fapi/v1/income/asyn",
+    "futures_v1_get_income_asyn_id": "GET /fapi/v1/income/asyn/id",
+    "futures_v1_get_order_asyn": "GET /fapi/v1/order/asyn",
+    "futures_v1_get_order_asyn_id": "GET /fapi/v1/order/asyn/id",
+    "futures_v1_get_trade_asyn": "GET /fapi/v1/trade/asyn",
+    "futures_v1_get_trade_asyn_id": "GET /fapi/v1/trade/asyn/id",
 }
+# The answer of the paper exchange carries its data clock (what "now" is for its records) in this header;
+# Binance never sends it. Only Binance's retention windows are computed from it (see binance_source).
+DATA_CLOCK_HEADER = "X-Sandbox-Data-Clock"
 
 
 class BinanceIngestError(RuntimeError):
@@ -142,15 +165,26 @@ _install_log_filter()
 # ----------------------------------------------------------------------------- credentials
 @dataclass(frozen=True)
 class BinanceCredentials:
-    """Where to read from and with which key; ``repr`` never shows the key or secret."""
+    """Where to read from and with which key; ``repr`` never shows the key or secret.
+
+    ``endpoint``: ``binance`` (the key goes to Binance only), ``testnet`` / ``custom`` (the operator pointed
+    the key at ``base_url`` on purpose) or ``sandbox`` (no key: the paper exchange's public test key).
+    ``allow_trading_key``: accept a key whose permissions include trading or withdrawals.
+    """
 
     api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
     base_url: str | None = None  # None: Binance itself; else e.g. the sandbox's http://127.0.0.1:8765
     origin: str = "sandbox"  # env | airflow:<conn_id> | sandbox
+    endpoint: str = "sandbox"
+    allow_trading_key: bool = False
 
     def describe(self) -> str:
         return f"{self.origin} ({self.base_url or 'fapi.binance.com'})"
+
+    @property
+    def real_key(self) -> bool:
+        return self.endpoint != "sandbox"
 
 
 def _airflow_connection(conn_id: str, env: Mapping[str, str]):
@@ -169,17 +203,66 @@ def _airflow_connection(conn_id: str, env: Mapping[str, str]):
         return None
 
 
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def keyed_credentials(
+    api_key: str,
+    api_secret: str,
+    *,
+    base_url: str | None = None,
+    endpoint: str | None = None,
+    origin: str = "env",
+    allow_trading_key: bool = False,
+) -> BinanceCredentials:
+    """Credentials of a real key (one account): Binance itself, or ``base_url`` when ``endpoint`` opts in.
+
+    A key never goes to another host by accident: ``base_url`` without ``endpoint`` = ``testnet`` or
+    ``custom`` is refused with a one-line :class:`BinanceIngestError`; ``testnet`` without a base URL uses
+    Binance's futures testnet. The chosen host is logged as a warning whenever it is not Binance.
+    """
+    register_secret(api_key, api_secret)
+    base = (base_url or "").strip() or None
+    mode = (endpoint or "").strip().lower() or "binance"
+    if mode not in ENDPOINTS_ALLOWED:
+        raise BinanceIngestError(f"{ENV_ENDPOINT}={endpoint!r} is not one of {', '.join(ENDPOINTS_ALLOWED)}")
+    if mode == "binance":
+        if base:
+            raise BinanceIngestError(
+                f"refusing to send the Binance API key ({origin}) to {base}: a base URL ({ENV_BASE_URL} or the "
+                f'connection\'s extra "base_url") is set without {ENV_ENDPOINT}=testnet|custom (extra "endpoint"); '
+                "unset it to read Binance itself"
+            )
+        return BinanceCredentials(api_key, api_secret, None, origin, "binance", allow_trading_key)
+    if mode == "custom" and not base:
+        raise BinanceIngestError(f"{ENV_ENDPOINT}=custom needs {ENV_BASE_URL} (the host the key may go to)")
+    base = base or TESTNET_BASE_URL
+    log.warning(
+        "BINANCE API KEY (%s) GOES TO %s, NOT TO BINANCE: %s=%s was set on purpose", origin, base, ENV_ENDPOINT, mode
+    )
+    return BinanceCredentials(api_key, api_secret, base, origin, mode, allow_trading_key)
+
+
 def resolve_credentials(env: Mapping[str, str] | None = None, conn_id: str = AIRFLOW_CONN_ID) -> BinanceCredentials:
-    """Environment first, then the Airflow connection, then the paper exchange (SPEC §2)."""
+    """Environment first, then the Airflow connection, then the paper exchange (SPEC §2).
+
+    Reads ``BINANCE_API_KEY``/``BINANCE_API_SECRET``, ``STRATPOS_BINANCE_BASE_URL``,
+    ``STRATPOS_BINANCE_ENDPOINT``, ``STRATPOS_SANDBOX_URL`` and ``STRATPOS_BINANCE_ALLOW_TRADING_KEY`` from
+    ``env`` (default: the process environment); see :func:`keyed_credentials` for where a real key may go.
+    """
     env = os.environ if env is None else env
     base_env = env.get(ENV_BASE_URL, "").strip() or None
+    endpoint_env = env.get(ENV_ENDPOINT, "").strip() or None
+    allow = _truthy(env.get(ENV_ALLOW_TRADING_KEY))
     key, secret = env.get(ENV_API_KEY, "").strip(), env.get(ENV_API_SECRET, "").strip()
     if key or secret:
         if not (key and secret):
             missing = ENV_API_SECRET if key else ENV_API_KEY
             raise BinanceIngestError(f"{missing} is not set (both {ENV_API_KEY} and {ENV_API_SECRET} are needed)")
-        register_secret(key, secret)
-        return BinanceCredentials(key, secret, base_env, "env")
+        return keyed_credentials(
+            key, secret, base_url=base_env, endpoint=endpoint_env, origin="env", allow_trading_key=allow
+        )
     conn = _airflow_connection(conn_id, env)
     if conn is not None and conn.login and conn.password:
         extra = {}
@@ -188,9 +271,18 @@ def resolve_credentials(env: Mapping[str, str] | None = None, conn_id: str = AIR
         except Exception:
             log.warning("Airflow connection %s: extra is not valid JSON; ignoring it", conn_id)
         base = str(extra.get("base_url") or "").strip() or base_env
-        register_secret(conn.login, conn.password)
-        return BinanceCredentials(conn.login, conn.password, base, f"airflow:{conn_id}")
-    return BinanceCredentials(SANDBOX_API_KEY, SANDBOX_API_SECRET, base_env or SANDBOX_BASE_URL, "sandbox")
+        endpoint = str(extra.get("endpoint") or "").strip() or endpoint_env
+        allow = allow or _truthy(str(extra.get("allow_trading_key") or ""))
+        return keyed_credentials(
+            conn.login,
+            conn.password,
+            base_url=base,
+            endpoint=endpoint,
+            origin=f"airflow:{conn_id}",
+            allow_trading_key=allow,
+        )
+    sandbox = base_env or env.get(ENV_SANDBOX_URL, "").strip() or SANDBOX_BASE_URL
+    return BinanceCredentials(SANDBOX_API_KEY, SANDBOX_API_SECRET, sandbox, "sandbox", "sandbox")
 
 
 def build_client(credentials: BinanceCredentials | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> Client:
@@ -202,9 +294,39 @@ def build_client(credentials: BinanceCredentials | None = None, *, timeout: floa
     client = Client(creds.api_key, creds.api_secret, ping=False, requests_params={"timeout": timeout})
     if creds.base_url:
         base = creds.base_url.rstrip("/")
-        client.FUTURES_URL = base if base.endswith("/fapi") else base + "/fapi"
+        root = base.removesuffix("/fapi")
+        client.FUTURES_URL = root + "/fapi"
+        client.MARGIN_API_URL = root + "/sapi"  # the key-permission check (apiRestrictions) goes there too
     log.info("binance client: %s", creds.describe())
     return client
+
+
+# ----------------------------------------------------------------------------- key permissions
+# GET /sapi/v1/account/apiRestrictions ("Get API Key Permission (USER_DATA)", Binance Wallet docs; python-binance
+# Client.get_account_api_permissions). Its answer: ipRestrict, createTime, enableReading, enableWithdrawals ("This
+# option allows you to withdraw via API"), enableInternalTransfer ("transfer funds between your master account and
+# your sub account"), permitsUniversalTransfer, enableMargin, enableFutures, enableVanillaOptions,
+# enableFixApiTrade, enableFixReadOnly, enableSpotAndMarginTrading ("Spot and margin trading"),
+# enablePortfolioMarginTrading. Reading needs none of the others.
+KEY_TRADING_PERMISSIONS = (
+    "enableFutures",
+    "enableSpotAndMarginTrading",
+    "enableMargin",
+    "enableVanillaOptions",
+    "enablePortfolioMarginTrading",
+    "enableFixApiTrade",
+)
+KEY_FUNDS_PERMISSIONS = ("enableWithdrawals", "enableInternalTransfer", "permitsUniversalTransfer")
+
+
+def key_permission_problems(restrictions: Any) -> list[str]:
+    """What is wrong with a key for read-only ingestion, from its apiRestrictions answer ([] = fine)."""
+    if not isinstance(restrictions, dict):
+        return [f"unreadable apiRestrictions answer ({type(restrictions).__name__})"]
+    problems = [name for name in (*KEY_TRADING_PERMISSIONS, *KEY_FUNDS_PERMISSIONS) if restrictions.get(name) is True]
+    if restrictions.get("enableReading") is False:
+        problems.append("enableReading is false")
+    return problems
 
 
 # ----------------------------------------------------------------------------- retries and weight
@@ -263,6 +385,8 @@ class BinanceApi:
 
     ``sleep`` and ``clock`` are injectable so tests can run retries and budget waits instantly;
     ``weight_limit`` overrides the limit that :meth:`prepare` reads from exchangeInfo.
+    ``check_key``: whether :meth:`prepare` checks the key's permissions (default: for every key but the
+    paper exchange's public test key); ``allow_trading_key`` accepts a key that can trade or move funds.
     """
 
     def __init__(
@@ -274,6 +398,8 @@ class BinanceApi:
         clock: Callable[[], float] = time.time,
         weight_limit: int | None = None,
         budget_fraction: float = 0.8,
+        check_key: bool | None = None,
+        allow_trading_key: bool = False,
     ) -> None:
         self.client = client
         self.retry = retry or RetryPolicy()
@@ -286,16 +412,33 @@ class BinanceApi:
         self.exchange_info: Any = None  # the exchangeInfo answer read by prepare()
         self._weight_minute: int | None = None
         self.stats: Counter[str] = Counter()
+        self.check_key = getattr(client, "API_KEY", None) != SANDBOX_API_KEY if check_key is None else check_key
+        self.allow_trading_key = allow_trading_key
+        self.key_restrictions: Any = None  # the apiRestrictions answer read by prepare()
+        self.data_clock_ms: int | None = None  # the paper exchange's data clock (DATA_CLOCK_HEADER), else None
         register_secret(getattr(client, "API_KEY", None), getattr(client, "API_SECRET", None))
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S, **kw):
-        return cls(build_client(resolve_credentials(env), timeout=timeout), **kw)
+        return cls.for_credentials(resolve_credentials(env), timeout=timeout, **kw)
+
+    @classmethod
+    def for_credentials(cls, creds: BinanceCredentials, *, timeout: float = DEFAULT_TIMEOUT_S, **kw) -> BinanceApi:
+        """The API of one account's credentials; a real key's permissions are checked by :meth:`prepare`
+        (not on the testnet, which has no ``/sapi`` endpoints)."""
+        kw.setdefault("check_key", creds.endpoint in ("binance", "custom"))
+        kw.setdefault("allow_trading_key", creds.allow_trading_key)
+        if creds.endpoint == "testnet":
+            log.info("binance testnet: the key's permissions are not checked (the testnet has no /sapi)")
+        return cls(build_client(creds, timeout=timeout), **kw)
 
     # -- set-up ----------------------------------------------------------------------------------------
     def prepare(self) -> int:
-        """Sync the clock with the server and read the weight limit; returns the server time (ms)."""
+        """Sync the clock with the server, check the key's permissions (see :meth:`verify_key`) and read the
+        weight limit; returns the server time (ms)."""
         server_ms = self.sync_time()
+        if self.check_key and self.key_restrictions is None:
+            self.verify_key()
         if self._fixed_limit is None:
             info = self.exchange_info = self.call("futures_exchange_info")
             for rule in info.get("rateLimits", []) if isinstance(info, dict) else []:
@@ -304,22 +447,63 @@ class BinanceApi:
                         self.weight_limit = int(rule["limit"]) // max(1, int(rule.get("intervalNum", 1)))
         return server_ms
 
+    def verify_key(self) -> dict:
+        """Refuse a key that can trade or move funds (one-line :class:`BinanceIngestError` saying which
+        permission) unless ``allow_trading_key``; returns the apiRestrictions answer."""
+        try:
+            restrictions = self.call("get_account_api_permissions")
+        except BinanceIngestError as exc:
+            if exc.code in (-2014, -2015) or exc.status_code == 401:
+                raise  # a wrong or revoked key: that is the error to show
+            if not self.allow_trading_key:
+                raise BinanceIngestError(
+                    f"refusing the Binance API key: its permissions could not be checked ({exc}); set "
+                    f"{ENV_ALLOW_TRADING_KEY}=1 to use it unchecked",
+                    endpoint=exc.endpoint,
+                    status_code=exc.status_code,
+                    code=exc.code,
+                    attempts=exc.attempts,
+                ) from None
+            log.warning("the Binance API key's permissions could not be checked (%s); using it anyway", exc)
+            self.key_restrictions = {}
+            return {}
+        problems = key_permission_problems(restrictions)
+        if problems and not self.allow_trading_key:
+            raise BinanceIngestError(
+                f"refusing the Binance API key: it has {', '.join(problems)} (GET /sapi/v1/account/apiRestrictions); "
+                f"ingestion needs a read-only key (only 'Enable Reading'), or set {ENV_ALLOW_TRADING_KEY}=1",
+                endpoint=ENDPOINTS["get_account_api_permissions"],
+            )
+        if problems:
+            log.warning("the Binance API key has %s; used anyway (%s=1)", ", ".join(problems), ENV_ALLOW_TRADING_KEY)
+        self.key_restrictions = restrictions
+        return restrictions
+
     def sync_time(self) -> int:
-        """Set ``client.timestamp_offset = server time - local time``; returns the server time (ms)."""
-        before = time.time()
-        result = self.call("futures_time", _sync=False)
-        after = time.time()
+        """Set ``client.timestamp_offset = server time - local time``; returns the server time (ms).
+
+        The offset comes from the round trip of the attempt that succeeded: a timed-out or failed first
+        attempt (and the retry wait) does not skew the midpoint."""
+        trip: dict[str, float] = {}
+
+        def timed() -> Any:
+            trip["before"] = time.time()
+            answer = self.client.futures_time()
+            trip["after"] = time.time()
+            return answer
+
+        result = self.call("futures_time", _sync=False, _fn=timed)
         server_ms = int(result["serverTime"])
-        self.client.timestamp_offset = server_ms - int((before + after) / 2 * 1000)
+        self.client.timestamp_offset = server_ms - int((trip["before"] + trip["after"]) / 2 * 1000)
         self.stats["time_syncs"] += 1
         return server_ms
 
     # -- calls -----------------------------------------------------------------------------------------
-    def call(self, method: str, _sync: bool = True, **params: Any) -> Any:
+    def call(self, method: str, _sync: bool = True, _fn: Callable[..., Any] | None = None, **params: Any) -> Any:
         """``client.<method>(**params)`` with retries; raises :class:`BinanceIngestError` when it gives up."""
         endpoint = endpoint_of(method, params)
         symbol = params.get("symbol")
-        fn = getattr(self.client, method)
+        fn = _fn or getattr(self.client, method)
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.attempts),
             wait=self._wait,
@@ -359,6 +543,9 @@ class BinanceApi:
     def _observe(self, response: requests.Response | None) -> None:
         if response is None:
             return
+        clock = response.headers.get(DATA_CLOCK_HEADER)
+        if clock is not None and clock.strip().isdigit():
+            self.data_clock_ms = int(clock)
         value = response.headers.get(WEIGHT_HEADER)
         if value is None:
             return

@@ -52,14 +52,13 @@ from ingestion.batch import Batch, BatchStats, audit_row, new_run_id
 from ingestion.binance_client import (
     BinanceApi,
     BinanceIngestError,
-    build_client,
     endpoint_of,
     scrub,
     weight_snapshot,
 )
 from ingestion.records import SYMBOL_RE
 from ingestion.store import RawStore, utcnow
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +107,15 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def retention_floors(now_ms: int) -> dict[str, int]:
+    """The oldest time Binance still serves, per dataset, at ``now_ms`` (see ``RETENTION``)."""
+    return {
+        "trades": _months_before(now_ms, 6),
+        "orders": now_ms - 90 * DAY_MS,
+        "income": _months_before(now_ms, 3),
+    }
+
+
 def retention_notes(since_ms: int, server_ms: int, streams: Collection[str]) -> list[str]:
     """What a window starting at ``since_ms`` cannot get any more: one note per dataset past Binance's retention."""
     notes = []
@@ -118,7 +126,8 @@ def retention_notes(since_ms: int, server_ms: int, streams: Collection[str]) -> 
         if since_ms < floor:
             notes.append(
                 f"{what}: Binance serves them back to {_iso(floor)} only; the window starts {_iso(since_ms)}, "
-                "so anything older is not ingested (keys read for the first time start there)"
+                "so the read starts there and the older part must come from Binance's history export "
+                "(stratpos ingest export)"
             )
     return notes
 
@@ -135,6 +144,21 @@ def _int(value: Any) -> int | None:
 
 def _field_int(obj: Any, name: str) -> int | None:
     return _int(obj.get(name)) if isinstance(obj, dict) else None
+
+
+def _content_key(obj: Any) -> str:
+    """Records without an id of their own (income) are told apart by their whole content."""
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _id_key(id_field: str) -> Callable[[Any], Any]:
+    """A record's id (records without one: their content, so they are added once, then quarantined)."""
+
+    def key(obj: Any) -> Any:
+        rid = _field_int(obj, id_field)
+        return rid if rid is not None else _content_key(obj)
+
+    return key
 
 
 def watermark_key(account_id: str, kind: str, symbol: str | None = None) -> str:
@@ -230,6 +254,8 @@ class _Ingestion:
         self.totals: dict[str, BatchStats] = {}
         self.algo_supported = True
         self.server_ms = until_ms  # the server time of the run (set by ingest_binance)
+        self.floors: dict[str, int] = {}  # dataset -> Binance's retention floor at this run (set by ingest_binance)
+        self._cut_noted: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _ph(self) -> str:
@@ -484,13 +510,100 @@ class _Ingestion:
         self._tally("klines", stats)
         return stats
 
+    # -- paging ----------------------------------------------------------------------------------------
+    def _windows(self, start: int) -> list[tuple[int, int]]:
+        """``[start, until_ms]`` cut into windows of at most 7 days (Binance's longest startTime..endTime span)."""
+        out, lo = [], start
+        while lo <= self.until_ms:
+            hi = min(lo + WINDOW_MS - 1, self.until_ms)
+            out.append((lo, hi))
+            lo = hi + 1
+        return out
+
+    def _cut(self, dataset: str, start: int, what: str) -> int:
+        """``start``, or Binance's retention floor of ``dataset`` when it reaches past it (warned and audited)."""
+        floor = self.floors.get(dataset)
+        if floor is None or start >= floor:
+            return start
+        if dataset not in self._cut_noted:
+            self._cut_noted.add(dataset)
+            self.retention(
+                [
+                    f"{what}: reading starts {_iso(start)}, but Binance serves them back to {_iso(floor)} only; "
+                    "the read starts there and the older part must come from Binance's history export "
+                    "(stratpos ingest export)"
+                ]
+            )
+        return floor
+
+    def _time_paged(
+        self,
+        method: str,
+        lo: int,
+        hi: int,
+        key_of: Callable[[Any], Any],
+        time_field: str,
+        same_ms: Callable[[int, list], Iterable[list]],
+        **params: Any,
+    ) -> Iterable[list]:
+        """Every record of ``[lo, hi]``, page by page (only records not seen before in this window).
+
+        Each request starts at the latest time seen so far (inclusive) and drops what it already had, so the
+        window ends when a page brings nothing new — never because a page is shorter than ``limit`` (servers cap
+        pages below it). A page that holds nothing but records of its start millisecond cannot move the time
+        forward; ``same_ms(ms, page)`` then reads the rest of that millisecond another way.
+        """
+        cursor, seen = lo, set()
+        while True:
+            page = self._page(method, startTime=cursor, endTime=hi, limit=self.page_limit, **params)
+            fresh = []
+            latest = cursor
+            for r in page:
+                k = key_of(r)
+                if k in seen:
+                    continue
+                seen.add(k)
+                fresh.append(r)
+                t = _field_int(r, time_field)
+                if t is not None and cursor <= t <= hi:
+                    latest = max(latest, t)
+            if fresh:
+                yield fresh
+            stuck = bool(page) and all(_field_int(r, time_field) == cursor for r in page)
+            if stuck and (not fresh or latest == cursor):
+                for more in same_ms(cursor, page):
+                    more = [r for r in more if key_of(r) not in seen]
+                    seen.update(key_of(r) for r in more)
+                    if more:
+                        yield more
+                if latest == cursor:
+                    if cursor >= hi:
+                        return
+                    cursor += 1  # that millisecond is read whole; go on after it
+                    continue
+            if not fresh:
+                return
+            cursor = latest
+
     # -- income ----------------------------------------------------------------------------------------
     def income(self) -> BatchStats:
         key = watermark_key(self.account_id, "income")
         stream = _Stream(self, "income", self._source("income"))
         stored = _int(self.store.get_watermark(key))
         start = stored - self.lookback_ms if stored is not None else self.since_ms
-        windows = list(range(start, self.until_ms + 1, WINDOW_MS)) if start <= self.until_ms else []
+        start = self._cut("income", start, "income (income history)")
+        windows = self._windows(start)
+
+        def same_ms(ms: int, page: list) -> Iterable[list]:
+            # more records of one millisecond than a page holds: page through it with `page` (1-based),
+            # each page as long as the server's first one was
+            size, page_no = max(1, len(page)), 2
+            while True:
+                more = self._page("futures_income_history", startTime=ms, endTime=ms, limit=size, page=page_no)
+                if not more:
+                    return
+                yield more
+                page_no += 1
 
         def body() -> dict[str, str]:
             high = stored
@@ -498,22 +611,14 @@ class _Ingestion:
             def marks() -> dict[str, str]:
                 return {key: str(high)} if high is not None else {}
 
-            for i, lo in enumerate(windows):
-                hi = min(lo + WINDOW_MS - 1, self.until_ms)
-                page_no = 1
-                while True:
-                    page = self._page(
-                        "futures_income_history", startTime=lo, endTime=hi, limit=self.page_limit, page=page_no
-                    )
-                    for r in page:
+            for i, (lo, hi) in enumerate(windows):
+                for fresh in self._time_paged("futures_income_history", lo, hi, _content_key, "time", same_ms):
+                    for r in fresh:
                         stream.add(r)
                         t = _field_int(r, "time")
                         if t is not None and lo <= t <= hi:
                             high = t if high is None else max(high, t)
                     stream.maybe_commit(marks())
-                    if len(page) < self.page_limit:
-                        break
-                    page_no += 1
                 self._tick("income", i + 1, len(windows))
             return marks()
 
@@ -544,49 +649,59 @@ class _Ingestion:
         return sorted(s for s in found if _SYMBOL.match(s))
 
     # -- trades ----------------------------------------------------------------------------------------
-    def _first_id(self, method: str, symbol: str, id_field: str, **extra: Any) -> int | None:
-        """Walk 7-day windows from ``since_ms``; the smallest id of the first window holding records."""
-        lo = self.since_ms
-        while lo <= self.until_ms:
-            hi = min(lo + WINDOW_MS - 1, self.until_ms)
-            page = self._page(method, symbol=symbol, startTime=lo, endTime=hi, limit=self.page_limit, **extra)
-            ids = [i for i in (_field_int(r, id_field) for r in page) if i is not None]
-            if ids:
-                return min(ids)
-            lo = hi + 1
-        return None
+    def _resume_time(self, table: str, id_col: str, time_col: str, symbol: str, upto: int) -> int | None:
+        """The time of the stored record with the largest id <= ``upto`` of this account and symbol."""
+        ph = self._ph()
+        rows = self.store.fetchall(
+            f"select {time_col} from {self.store.table(table)} where account_id = {ph} and symbol = {ph} "
+            f"and {id_col} <= {ph} order by {id_col} desc limit 1",
+            [self.account_id, symbol, upto],
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def trades(self, symbol: str) -> BatchStats:
+        """userTrades of one symbol: 7-day windows by time (``fromId`` cannot be combined with a window), from
+        the time of the last stored trade (or ``since_ms``); trades up to the stored id are not re-read."""
         key = watermark_key(self.account_id, "trades", symbol)
         stream = _Stream(self, "futures_trades", self._source("trades", symbol))
         stored = _int(self.store.get_watermark(key))
 
+        def same_ms(ms: int, page: list) -> Iterable[list]:
+            # more fills in one millisecond than a page holds: continue by id (fromId, no window) while the
+            # fills are of that millisecond
+            ids = [i for i in (_field_int(r, "id") for r in page) if i is not None]
+            while ids:
+                more = self._page("futures_account_trades", symbol=symbol, fromId=max(ids) + 1, limit=self.page_limit)
+                more = [r for r in more if _field_int(r, "time") == ms]
+                if not more:
+                    return
+                yield more
+                ids = [i for i in (_field_int(r, "id") for r in more) if i is not None]
+
         def body() -> dict[str, str]:
             last = stored
-            start = stored + 1 if stored is not None else self._first_id("futures_account_trades", symbol, "id")
-            if start is None:
-                return {}
+            start = self.since_ms
+            if stored is not None:
+                resume = self._resume_time("futures_trades", "trade_id", "trade_time_ms", symbol, stored)
+                start = resume if resume is not None else self.since_ms
+            start = self._cut("trades", start, "trades (userTrades)")
 
             def marks() -> dict[str, str]:
                 return {key: str(last)} if last is not None else {}
 
-            from_id = start
-            while True:
-                page = self._page("futures_account_trades", symbol=symbol, fromId=from_id, limit=self.page_limit)
-                ids = [i for i in (_field_int(r, "id") for r in page) if i is not None]
-                done = len(page) < self.page_limit or not ids
-                for r in sorted(page, key=lambda r: _field_int(r, "id") or 0):
-                    rid, t = _field_int(r, "id"), _field_int(r, "time")
-                    if rid is not None and t is not None and t > self.until_ms:
-                        done = True
-                        break
-                    stream.add(r)
-                    if rid is not None:
-                        last = rid if last is None else max(last, rid)
-                stream.maybe_commit(marks())
-                if done:
-                    return marks()
-                from_id = max(ids) + 1
+            for lo, hi in self._windows(start):
+                for fresh in self._time_paged(
+                    "futures_account_trades", lo, hi, _id_key("id"), "time", same_ms, symbol=symbol
+                ):
+                    for r in sorted(fresh, key=lambda r: _field_int(r, "id") or 0):
+                        rid = _field_int(r, "id")
+                        if rid is not None and stored is not None and rid <= stored:
+                            continue  # committed by an earlier run
+                        stream.add(r)
+                        if rid is not None:
+                            last = rid if last is None else max(last, rid)
+                    stream.maybe_commit(marks())
+            return marks()
 
         stats = self._guarded(stream, body)
         self._tally("futures_trades", stats)
@@ -596,7 +711,7 @@ class _Ingestion:
     def _orders(self, symbol: str, *, algo: bool) -> BatchStats:
         kind = "futures_algo_orders" if algo else "futures_orders"
         state = "algo_orders" if algo else "orders"
-        id_field, time_field = ("algoId", "createTime") if algo else ("orderId", "time")
+        id_field = "algoId" if algo else "orderId"
         status_field = "algoStatus" if algo else "status"
         final = FINAL_ALGO_STATUSES if algo else FINAL_ORDER_STATUSES
         extra = {"conditional": True} if algo else {}
@@ -604,42 +719,62 @@ class _Ingestion:
         stream = _Stream(self, kind, self._source(state, symbol))
         stored = _int(self.store.get_watermark(key))
 
+        table, id_col, time_col = ("futures_orders", "order_id", "order_time_ms")
+        if algo:
+            table, id_col, time_col = ("futures_algo_orders", "algo_id", "create_time_ms")
+
         def body() -> dict[str, str]:
-            start = stored
-            if start is None:
-                start = self._first_id("futures_get_all_orders", symbol, id_field, **extra)
-            if start is None:
-                return {}
+            start = self.since_ms
+            if stored is not None:
+                resume = self._resume_time(table, id_col, time_col, symbol, stored)
+                start = resume if resume is not None else self.since_ms
+            what = "algo orders (allAlgoOrders)" if algo else "orders (allOrders)"
+            start = self._cut("orders", start, what)
             first_open: int | None = None
             last: int | None = None
 
             def marks() -> dict[str, str]:
                 if first_open is not None:
                     return {key: str(first_open)}
-                return {key: str(last + 1)} if last is not None else {}
+                if last is not None:
+                    return {key: str(last + 1)}
+                return {key: str(stored)} if stored is not None else {}
 
-            from_id = start
-            while True:
-                page = self._page(
-                    "futures_get_all_orders", symbol=symbol, limit=self.page_limit, **{id_field: from_id}, **extra
-                )
-                ids = [i for i in (_field_int(r, id_field) for r in page) if i is not None]
-                done = len(page) < self.page_limit or not ids
-                for r in sorted(page, key=lambda r: _field_int(r, id_field) or 0):
-                    rid, t = _field_int(r, id_field), _field_int(r, time_field)
-                    if rid is not None and t is not None and t > self.until_ms:
-                        done = True
+            # each window is read by id from the stored cursor (orders before it are final and stored); the
+            # window is done when a page brings no order not seen yet, whatever its length
+            for lo, hi in self._windows(start):
+                cursor, seen = stored, set()
+                while True:
+                    ids_param = {id_field: cursor} if cursor is not None else {}
+                    page = self._page(
+                        "futures_get_all_orders",
+                        symbol=symbol,
+                        startTime=lo,
+                        endTime=hi,
+                        limit=self.page_limit,
+                        **ids_param,
+                        **extra,
+                    )
+                    fresh = [r for r in page if _id_key(id_field)(r) not in seen]
+                    seen.update(_id_key(id_field)(r) for r in fresh)
+                    if not fresh:
                         break
-                    stream.add(r)
-                    if rid is None:
-                        continue
-                    last = rid if last is None else max(last, rid)
-                    if first_open is None and r.get(status_field) not in final:  # rid is set: r is a dict
-                        first_open = rid
-                stream.maybe_commit(marks())
-                if done:
-                    return marks()
-                from_id = max(ids) + 1
+                    for r in sorted(fresh, key=lambda r: _field_int(r, id_field) or 0):
+                        rid = _field_int(r, id_field)
+                        if rid is not None and stored is not None and rid < stored:
+                            continue
+                        stream.add(r)
+                        if rid is None:
+                            continue
+                        last = rid if last is None else max(last, rid)
+                        if r.get(status_field) not in final and (first_open is None or rid < first_open):
+                            first_open = rid
+                    stream.maybe_commit(marks())
+                    ids = [i for i in (_field_int(r, id_field) for r in fresh) if i is not None]
+                    if not ids:
+                        break
+                    cursor = max(ids) + 1
+            return marks()
 
         stats = self._guarded(stream, body)
         self._tally(kind, stats)
@@ -667,6 +802,16 @@ class _Ingestion:
 STREAMS = ("account", "exchange_info", "income", "symbols", "positions", "balances", "klines")
 
 
+def _api_of(client: Any) -> BinanceApi:
+    """``client`` as a :class:`BinanceApi`: as given, wrapped (a python-binance ``Client``), or built from the
+    environment / Airflow connection / sandbox (credentials and key checks of :func:`resolve_credentials`)."""
+    if isinstance(client, BinanceApi):
+        return client
+    if client is not None:
+        return BinanceApi(client)
+    return BinanceApi.from_environment()
+
+
 def discover_symbols(
     settings: Settings,
     *,
@@ -675,7 +820,7 @@ def discover_symbols(
     account_id: str | None = None,
 ) -> list[str]:
     """The symbols a run would read: ``symbols`` ∪ income ∪ positionRisk ∪ signals ∪ traded ones."""
-    api = client if isinstance(client, BinanceApi) else BinanceApi(client if client is not None else build_client())
+    api = _api_of(client)
     with RawStore(settings) as store:
         server_ms = api.prepare()
         ing = _Ingestion(
@@ -731,7 +876,7 @@ def ingest_binance(
     unknown = set(streams) - set(STREAMS)
     if unknown:
         raise ValueError(f"unknown stream(s) {sorted(unknown)}; streams are {', '.join(STREAMS)}")
-    api = client if isinstance(client, BinanceApi) else BinanceApi(client if client is not None else build_client())
+    api = _api_of(client)
     account_id = account_id or "default"
     run_id = run_id or new_run_id()
     own = store is None
@@ -754,30 +899,51 @@ def ingest_binance(
             progress=progress,
         )
         ing.server_ms = server_ms
-        ing.retention(retention_notes(since, server_ms, streams))
-        if "account" in streams:
-            ing.account()
-        if "exchange_info" in streams:
-            ing.exchange_symbols()
-        snapshot_ms, positions = ing.fetch_positions() if discover or "positions" in streams else (0, [])
-        if "income" in streams:
-            ing.income()
-        todo = [s.upper() for s in symbols or []] if not discover else ing.symbols(symbols, positions)
-        if "symbols" not in streams:
-            todo = []
-        log.info("binance account %s: %d symbol(s) %s, run %s", account_id, len(todo), ", ".join(todo), run_id)
-        for i, symbol in enumerate(todo):
+        # Binance's retention counts back from its now; the paper exchange's now is its data clock
+        now = api.data_clock_ms if api.data_clock_ms is not None else server_ms
+        ing.floors = retention_floors(now)
+        notes = retention_notes(since, now, streams)
+        ing.retention(notes)
+        ing._cut_noted.update(d for d, f in ing.floors.items() if since < f)
+        failure: BinanceIngestError | None = None
+        snapshot_ms, positions = 0, []
+        try:
+            if "account" in streams:
+                ing.account()
+            if "exchange_info" in streams:
+                ing.exchange_symbols()
+            if discover or "positions" in streams:
+                snapshot_ms, positions = ing.fetch_positions()
+            if "income" in streams:
+                ing.income()
+            todo = [s.upper() for s in symbols or []] if not discover else ing.symbols(symbols, positions)
+            if "symbols" not in streams:
+                todo = []
+            log.info("binance account %s: %d symbol(s) %s, run %s", account_id, len(todo), ", ".join(todo), run_id)
+            for i, symbol in enumerate(todo):
+                try:
+                    ing.orders(symbol)
+                    ing.algo_orders(symbol)
+                    ing.trades(symbol)
+                except _SkipSymbol as exc:
+                    log.warning("skipping symbol %s: %s", symbol, exc)
+                ing._tick("symbols", i + 1, len(todo))
+        except BinanceIngestError as exc:
+            # the snapshots below are still taken (the books need them whatever else failed); the run fails after
+            failure = exc
+            log.error("binance account %s: %s; taking the snapshots, then failing the run", account_id, exc)
+        if "positions" in streams and snapshot_ms:
             try:
-                ing.orders(symbol)
-                ing.algo_orders(symbol)
-                ing.trades(symbol)
-            except _SkipSymbol as exc:
-                log.warning("skipping symbol %s: %s", symbol, exc)
-            ing._tick("symbols", i + 1, len(todo))
-        if "positions" in streams:
-            ing.commit_positions(snapshot_ms, positions)
+                ing.commit_positions(snapshot_ms, positions)
+            except BinanceIngestError as exc:
+                failure = failure or exc
         if "balances" in streams:
-            ing.balances()
+            try:
+                ing.balances()
+            except BinanceIngestError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         if "klines" in streams:
             ing.klines()
     finally:

@@ -10,8 +10,11 @@ Endpoints (method, path, Binance request weight): ``/fapi/v1/ping`` 1, ``/fapi/v
 ``/fapi/v1/exchangeInfo`` 1 (from the replay's ``symbols.jsonl`` when present), signed
 ``/fapi/v1/userTrades`` 5, ``/fapi/v1/allOrders`` 5, ``/fapi/v1/allAlgoOrders`` 5,
 ``/fapi/v2/positionRisk`` 5, ``/fapi/v3/positionRisk`` 5, ``/fapi/v1/income`` 30,
-``/fapi/v1/positionSide/dual`` 30, ``/fapi/v3/balance`` 5, ``/fapi/v2/balance`` 5, and public
-``/fapi/v1/klines`` 1/2/5/10 by ``limit``. Ids are per symbol (SPEC §3.2) and records older than
+``/fapi/v1/positionSide/dual`` 30, ``/fapi/v3/balance`` 5, ``/fapi/v2/balance`` 5, public
+``/fapi/v1/klines`` 1/2/5/10 by ``limit``, the key's permissions ``/sapi/v1/account/apiRestrictions`` 1
+(:attr:`ServerConfig.api_restrictions`) and the asynchronous history exports ``/fapi/v1/{income,order,trade}/asyn``
+1000 and ``.../asyn/id`` 10, whose links (``/_sandbox/exports/<id>.csv``) serve the paper account's records
+of the requested span as CSV, retention ignored. Ids are per symbol (SPEC §3.2) and records older than
 Binance's retention windows, relative to the data clock, are not served (see :class:`ServerConfig`).
 
 Two test levers exist on top of Binance's behaviour, both reachable in-process and over unsigned
@@ -21,6 +24,12 @@ Two test levers exist on top of Binance's behaviour, both reachable in-process a
   arriving late at the exchange;
 * *faults*: HTTP 5xx, stalls longer than the client's timeout, truncated JSON bodies and bursts of
   ``-1021``, each for the next N requests or with a seeded probability, optionally for one path.
+
+Two readings of Binance's documentation are switchable (:class:`ServerConfig`): whether the 7-day default window
+("default the recent 7 days") also applies to a query paged only by ``orderId``/``algoId``/``fromId``
+(``id_queries_windowed``), and how many records one page holds at most (``page_cap``: Binance says 1000,
+python-binance documents 100 for allAlgoOrders). Every answer carries the data clock in ``X-Sandbox-Data-Clock``
+(Binance sends no such header) so a client can compute retention against the paper account's "now".
 
 Only the standard library is used for serving; the replay directory is indexed once at start-up
 (:mod:`sandbox.server_data`).
@@ -60,6 +69,7 @@ from sandbox.instruments import (
 from sandbox.server_data import (
     ALGO_ORDERS_FILE,
     BALANCES_FILE,
+    EXPORT_FILES,
     INCOME_FILE,
     KLINES_FILE,
     ORDERS_FILE,
@@ -69,7 +79,9 @@ from sandbox.server_data import (
     VersionedSeries,
     Visibility,
     as_int,
+    export_records,
     parse_span,
+    render_csv,
     retention_floor,
 )
 
@@ -82,6 +94,23 @@ DEFAULT_PORT = 8765
 DAY_MS = 86_400_000
 SEVEN_DAYS_MS = 7 * DAY_MS
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+DATA_CLOCK_HEADER = "X-Sandbox-Data-Clock"
+# "Get API Key Permission (USER_DATA)" response example (Binance Wallet docs), as a read-only key answers it.
+READ_ONLY_RESTRICTIONS = {
+    "ipRestrict": False,
+    "createTime": 1698645219000,
+    "enableReading": True,
+    "enableWithdrawals": False,
+    "enableInternalTransfer": False,
+    "enableMargin": False,
+    "enableFutures": False,
+    "permitsUniversalTransfer": False,
+    "enableVanillaOptions": False,
+    "enableFixApiTrade": False,
+    "enableFixReadOnly": True,
+    "enableSpotAndMarginTrading": False,
+    "enablePortfolioMarginTrading": False,
+}
 # Binance's own rule for `symbol` ("legal range is '^[A-Z0-9-_.]{1,20}$'"): it admits every USD-M contract
 # name, e.g. quarterlies `BTCUSDT_261225`, `ETHBTC`, `1000PEPEUSDT`.
 SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
@@ -147,10 +176,23 @@ class ServerConfig:
     retention_unfilled_orders: int | str | None = "3d"
     # - income: "Income history only contains data for the last three months"
     retention_income: int | str | None = "3M"
+    # The key's answer to GET /sapi/v1/account/apiRestrictions (None: a read-only key, READ_ONLY_RESTRICTIONS);
+    # overrides are merged in, e.g. {"enableFutures": True} for a key that can trade.
+    api_restrictions: dict[str, Any] | None = None
+    # True: a userTrades/allOrders/allAlgoOrders query paged only by fromId/orderId/algoId (no startTime/endTime)
+    # is still limited to the default window, the 7 days before the data clock. False: it is not.
+    id_queries_windowed: bool = False
+    # At most this many records per page of userTrades, allOrders, allAlgoOrders and income, whatever `limit`
+    # asks (Binance: 1000; python-binance documents "max 100" for allAlgoOrders).
+    page_cap: int = 1000
+    # /fapi/v1/*/asyn/id answers "processing" this many times per download id before "completed".
+    export_processing_polls: int = 1
 
     def __post_init__(self) -> None:
         for name in ("retention_trades", "retention_orders", "retention_unfilled_orders", "retention_income"):
             parse_span(getattr(self, name))  # fail at construction, not on the first request
+        if self.page_cap < 1:
+            raise ValueError("page_cap must be >= 1")
 
 
 @dataclass
@@ -387,8 +429,8 @@ class _Handler(BaseHTTPRequestHandler):
             resp = self.server.sandbox.dispatch(self.command, self.path, self.headers, body)
         try:
             self.send_response(resp.status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            for name, value in resp.headers.items():
+            headers = {"Content-Type": "application/json;charset=UTF-8", **resp.headers}
+            for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(resp.body)))
             self.end_headers()
@@ -431,6 +473,7 @@ class SandboxServer:
         self._trades_by_order: dict[str, dict[int, list[tuple[int, int]]]] = {}
         self._exchange_symbols: list[dict[str, Any]] = []
         self._listed: frozenset[str] = frozenset()
+        self._exports: dict[str, dict[str, Any]] = {}  # downloadId -> kind, span, polls
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -577,6 +620,8 @@ class SandboxServer:
         """Answer one HTTP request; never raises (errors become Binance-style JSON)."""
         split = urlsplit(target)
         path, query = split.path, split.query
+        if path.startswith("/_sandbox/exports/") and method == "GET":
+            return self._export_file(path)
         if path.startswith("/_sandbox/"):
             return self._admin(method, path, body)
         route = ROUTES.get((method, path))
@@ -594,7 +639,7 @@ class SandboxServer:
                 {WEIGHT_HEADER: str(used), "Retry-After": str(self.config.retry_after_seconds)},
                 0,
             )
-        hdrs = {WEIGHT_HEADER: str(used)}
+        hdrs = {WEIGHT_HEADER: str(used), DATA_CLOCK_HEADER: str(self.visible_until)}
         if route is None:
             return Response(404, _error_body(-1099, "Not found, unauthenticated, or unauthorized."), hdrs, weight)
 
@@ -731,14 +776,14 @@ class SandboxServer:
             raise ApiError(400, -1121, "Invalid symbol.")
         return symbol
 
-    @staticmethod
-    def _limit(params: Params, default: int, cap: int) -> int:
+    def _limit(self, params: Params, default: int, cap: int, *, paged: bool = False) -> int:
+        """``limit`` capped at ``cap`` (Binance silently caps an oversized limit); for the paged history
+        endpoints also at :attr:`ServerConfig.page_cap`."""
         limit = params.integer("limit")
-        if limit is None:
-            return default
-        if limit <= 0:
+        if limit is not None and limit <= 0:
             raise ApiError(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        return min(limit, cap)  # Binance silently caps an oversized limit
+        limit = default if limit is None else min(limit, cap)
+        return min(limit, self.config.page_cap) if paged else limit
 
     @staticmethod
     def _reject_from_id_with_window(from_id: int | None, start: int | None, end: int | None) -> None:
@@ -775,7 +820,7 @@ class SandboxServer:
         """Shared rules of userTrades / allOrders / allAlgoOrders over one symbol's series."""
         key = params.integer(key_param)
         start, end = params.integer("startTime"), params.integer("endTime")
-        limit = self._limit(params, 500, 1000)
+        limit = self._limit(params, 500, 1000, paged=True)
         page = params.integer("page") if with_page else None
         if page is not None and page < 1:
             raise ApiError(400, -1130, "Data sent for parameter 'page' is not valid.")
@@ -789,8 +834,13 @@ class SandboxServer:
             if key is None or start is not None or end is not None:
                 self._window(start, end, clock, SEVEN_DAYS_MS)
             return b"[]"
-        if key is not None and start is None and end is None:
+        if key is not None and start is None and end is None and not self.config.id_queries_windowed:
             versions = series.from_key(key, vis, limit, offset)
+        elif key is not None and start is None and end is None:
+            # the other reading: the default window (the recent 7 days) applies to id-paged queries too
+            recent = series.in_window(clock - SEVEN_DAYS_MS, clock, vis)
+            versions = [v for v in recent if self._key_of(series, v) >= key]
+            versions = versions[offset : offset + limit]
         else:
             lo, hi = self._window(start, end, clock, SEVEN_DAYS_MS)
             versions = series.in_window(lo, hi, vis)
@@ -903,7 +953,7 @@ class SandboxServer:
         # orderId narrows the answer to one order's trades; fromId, the window and limit still apply.
         from_id = params.integer("fromId")
         start, end = params.integer("startTime"), params.integer("endTime")
-        limit = self._limit(params, 500, 1000)
+        limit = self._limit(params, 500, 1000, paged=True)
         self._reject_from_id_with_window(from_id, start, end)
         vis = self._visibility(TRADES_FILE)
         window = None if start is None and end is None else self._window(start, end, vis.clock, SEVEN_DAYS_MS)
@@ -954,7 +1004,7 @@ class SandboxServer:
         page = params.integer("page")
         if page is not None and page < 1:
             raise ApiError(400, -1130, "Data sent for parameter 'page' is not valid.")
-        limit = self._limit(params, 100, 1000)
+        limit = self._limit(params, 100, 1000, paged=True)
         vis = self._visibility(INCOME_FILE)
         clock = vis.clock
         if start is not None and end is not None and start > end:
@@ -970,6 +1020,78 @@ class SandboxServer:
         rows = self.data.income.query(symbol, income_type, lo, hi, ((page or 1) - 1) * limit, limit)
         store = self.data.income
         return _json_array([self.data.read(INCOME_FILE, store.offs[i], store.lens[i]) for i in rows])
+
+    def ep_api_restrictions(self, params: Params) -> Any:
+        """``GET /sapi/v1/account/apiRestrictions``: the key's permissions (:attr:`ServerConfig.api_restrictions`)."""
+        return {**READ_ONLY_RESTRICTIONS, **(self.config.api_restrictions or {})}
+
+    def _export_start(self, kind: str, params: Params) -> Any:
+        """``GET /fapi/v1/{kind}/asyn``: startTime and endTime mandatory, at most one year apart (Binance)."""
+        start, end = params.integer("startTime", mandatory=True), params.integer("endTime", mandatory=True)
+        assert start is not None and end is not None
+        if start > end:
+            raise ApiError(400, -1023, "Start time is greater than end time.")
+        if end - start > 366 * DAY_MS:
+            raise ApiError(400, -1127, "The time between startTime and endTime can not be longer than 1 year.")
+        with self._lock:
+            download_id = str(546975389218332672 + len(self._exports))
+            self._exports[download_id] = {"kind": kind, "start": start, "end": end, "polls": 0}
+        return {"avgCostTimestampOfLast30d": 7241837, "downloadId": download_id}
+
+    def _export_link(self, kind: str, params: Params) -> Any:
+        """``GET /fapi/v1/{kind}/asyn/id``: "processing" first, then "completed" with the link (valid 24 h)."""
+        download_id = params.text("downloadId", mandatory=True)
+        with self._lock:
+            job = self._exports.get(str(download_id))
+            if job is None or job["kind"] != kind:
+                raise ApiError(400, -1130, "Data sent for parameter 'downloadId' is not valid.")
+            job["polls"] += 1
+            ready = job["polls"] > self.config.export_processing_polls
+        if not ready:
+            return {
+                "downloadId": download_id,
+                "status": "processing",
+                "url": "",
+                "notified": False,
+                "expirationTimestamp": -1,
+                "isExpired": None,
+            }
+        return {
+            "downloadId": download_id,
+            "status": "completed",
+            "url": f"{self.url}/_sandbox/exports/{download_id}.csv",
+            "notified": True,
+            "expirationTimestamp": int(time.time() * 1000) + DAY_MS,
+            "isExpired": None,
+        }
+
+    def _export_file(self, path: str) -> Response:
+        """The file behind a download link (unsigned, like Binance's pre-signed links): CSV."""
+        download_id = path.rsplit("/", 1)[-1].removesuffix(".csv")
+        with self._lock:
+            job = self._exports.get(download_id)
+        if job is None or job["polls"] <= self.config.export_processing_polls:
+            return Response(404, _error_body(-1099, "Not found, unauthenticated, or unauthorized."))
+        records = export_records(self.data_dir, job["kind"], job["start"], job["end"], self.visible_until)
+        return Response(200, render_csv(records), {"Content-Type": "text/csv;charset=UTF-8"})
+
+    def ep_income_asyn(self, params: Params) -> Any:
+        return self._export_start("income", params)
+
+    def ep_order_asyn(self, params: Params) -> Any:
+        return self._export_start("order", params)
+
+    def ep_trade_asyn(self, params: Params) -> Any:
+        return self._export_start("trade", params)
+
+    def ep_income_asyn_id(self, params: Params) -> Any:
+        return self._export_link("income", params)
+
+    def ep_order_asyn_id(self, params: Params) -> Any:
+        return self._export_link("order", params)
+
+    def ep_trade_asyn_id(self, params: Params) -> Any:
+        return self._export_link("trade", params)
 
     def ep_position_mode(self, params: Params) -> Any:
         return {"dualSidePosition": self.data.account.get("position_mode", "hedge") == "hedge"}
@@ -1110,7 +1232,18 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v3/balance"): Route(SandboxServer.ep_balance, 5, True),
     ("GET", "/fapi/v2/balance"): Route(SandboxServer.ep_balance, 5, True),
     ("GET", "/fapi/v1/klines"): Route(SandboxServer.ep_klines, 5, False, _klines_weight),
+    # Get API Key Permission: "Request Weight(IP) 1"
+    ("GET", "/sapi/v1/account/apiRestrictions"): Route(SandboxServer.ep_api_restrictions, 1, True),
+    # USD-M "Get Download Id For Futures Transaction/Order/Trade History": "Request Weight 1000"; "... Download
+    # Link by Id": "Request Weight 10"
+    ("GET", "/fapi/v1/income/asyn"): Route(SandboxServer.ep_income_asyn, 1000, True),
+    ("GET", "/fapi/v1/order/asyn"): Route(SandboxServer.ep_order_asyn, 1000, True),
+    ("GET", "/fapi/v1/trade/asyn"): Route(SandboxServer.ep_trade_asyn, 1000, True),
+    ("GET", "/fapi/v1/income/asyn/id"): Route(SandboxServer.ep_income_asyn_id, 10, True),
+    ("GET", "/fapi/v1/order/asyn/id"): Route(SandboxServer.ep_order_asyn_id, 10, True),
+    ("GET", "/fapi/v1/trade/asyn/id"): Route(SandboxServer.ep_trade_asyn_id, 10, True),
 }
+assert set(EXPORT_FILES) == {"income", "order", "trade"}
 
 
 def make_client(url: str, api_key: str | None, api_secret: str | None, **kwargs: Any) -> Client:
@@ -1122,6 +1255,7 @@ def make_client(url: str, api_key: str | None, api_secret: str | None, **kwargs:
 
     client = Client(api_key, api_secret, ping=False, **kwargs)
     client.FUTURES_URL = url.rstrip("/") + "/fapi"
+    client.MARGIN_API_URL = url.rstrip("/") + "/sapi"  # GET /sapi/v1/account/apiRestrictions
     return client
 
 

@@ -729,3 +729,68 @@ def _has_fill(rec: dict[str, Any]) -> bool:
     if rec.get("actualOrderId") not in (None, ""):
         return not _is_zero(rec.get("actualPrice", "0"))
     return False
+
+
+# ----------------------------------------------------------------------------- asynchronous history exports
+# Binance's USD-M "Get Download Id For Futures Transaction/Order/Trade History" (GET /fapi/v1/income/asyn,
+# /fapi/v1/order/asyn, /fapi/v1/trade/asyn) answer a downloadId; ".../asyn/id" then answers a link to the file.
+# Binance does not document the file's columns: the paper exchange writes one CSV per export whose header names
+# the fields of the matching REST record (userTrades, allOrders + allAlgoOrders, income), one record per row.
+EXPORT_FILES = {"trade": (TRADES_FILE,), "order": (ORDERS_FILE, ALGO_ORDERS_FILE), "income": (INCOME_FILE,)}
+
+
+def export_records(data_dir: Path, kind: str, start: int, end: int, clock: int) -> list[dict[str, Any]]:
+    """The records of one export over ``[start, end]`` as the exchange knows them at ``clock``, retention
+    ignored (that is what exports are for): trades and income by ``time``; orders (latest version at the clock)
+    by creation time (``time``; conditional orders ``createTime``)."""
+    out: list[dict[str, Any]] = []
+    for name in EXPORT_FILES[kind]:
+        path = Path(data_dir) / name
+        if not path.exists():
+            continue
+        if name in (ORDERS_FILE, ALGO_ORDERS_FILE):
+            id_field, created = ("algoId", "createTime") if name == ALGO_ORDERS_FILE else ("orderId", "time")
+            latest: dict[tuple[str, int], dict[str, Any]] = {}
+            for rec, _off, _len in _iter_jsonl(path):
+                key, updated = (rec.get("symbol"), as_int(rec.get(id_field))), as_int(rec.get("updateTime"))
+                t = as_int(rec.get(created))
+                if key[1] is None or t is None or not start <= t <= end or (updated or t) > clock:
+                    continue
+                old = latest.get(key)  # type: ignore[arg-type]
+                if old is None or (as_int(old.get("updateTime")) or 0) <= (updated or 0):
+                    latest[key] = rec  # type: ignore[index]
+            out.extend(latest[k] for k in sorted(latest, key=lambda k: (str(k[0]), k[1])))
+        else:
+            for rec, _off, _len in _iter_jsonl(path):
+                t = as_int(rec.get("time"))
+                if t is not None and start <= t <= end and t <= clock:
+                    out.append(rec)
+    return out
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def render_csv(records: list[dict[str, Any]]) -> bytes:
+    """One CSV (header = the union of the records' field names, in first-seen order)."""
+    import csv
+    import io
+
+    header: dict[str, None] = {}
+    for rec in records:
+        header.update(dict.fromkeys(rec))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for rec in records:
+        writer.writerow([_csv_cell(rec.get(name)) if name in rec else "" for name in header])
+    return buf.getvalue().encode("utf-8")

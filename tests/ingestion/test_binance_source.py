@@ -39,7 +39,7 @@ from ingestion.store import RawStore
 from sandbox import server as sandbox_server
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig, make_client
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 DAY = 86_400_000
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -206,9 +206,10 @@ def test_full_ingest_matches_replay_and_rerun_loads_nothing(warehouse_settings, 
     assert stats["income"].loaded == len(files["income"])
     assert ("symbols", 2, 2) in progress and any(p[0] == "income" for p in progress)
     rows = audit(warehouse_settings, run_id)
-    retention = [r for r in rows if r[0] == "binance:default:retention"]  # SINCE is months before the real now
-    assert [r[2] for r in retention] == ["warning"] and "trades (userTrades)" in retention[0][5]
-    assert {r[2] for r in rows if r not in retention} == {"ok"}
+    # retention counts back from the paper exchange's data clock (X-Sandbox-Data-Clock), not the wall clock:
+    # the account is all within it, so nothing is cut and nothing is noted
+    assert [r for r in rows if r[0] == "binance:default:retention"] == []
+    assert {r[2] for r in rows} == {"ok"}
     trade_batches = [r for r in rows if r[0] == "binance:default:trades:BTCUSDT"]
     assert len(trade_batches) >= 2  # BATCH < trades of BTCUSDT: several commits, each with its own audit row
     assert sum(r[4] for r in trade_batches) == sum(1 for t in files["futures_trades"] if t["symbol"] == "BTCUSDT")
@@ -510,11 +511,20 @@ def test_credentials_from_the_airflow_connection(tmp_path):
     env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW_CONN_BINANCE_DEFAULT=json.dumps(conn))
     code = (
         "from ingestion.binance_client import resolve_credentials as r; c = r(); "
-        "print(c.origin, c.base_url, c.api_key == 'af-key-123', c.api_secret == 'af-secret-123')"
+        "print(c.origin, c.base_url, c.endpoint, c.api_key == 'af-key-123', c.api_secret == 'af-secret-123')"
     )
+    # a base URL in the connection without the opt-in: the key is not sent there
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "refusing to send the Binance API key (airflow:binance_default) to http://h:1" in (
+        done.stderr
+    )
+    conn["extra"]["endpoint"] = "custom"
+    env.update(AIRFLOW_CONN_BINANCE_DEFAULT=json.dumps(conn))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["airflow:binance_default", "http://h:1", "True", "True"]
+    lines = done.stdout.strip().splitlines()  # Airflow's logging prints the loud warning to stdout first
+    assert "GOES TO http://h:1, NOT TO BINANCE" in done.stdout + done.stderr
+    assert lines[-1].split() == ["airflow:binance_default", "http://h:1", "custom", "True", "True"]
 
 
 # ----------------------------------------------------------------------------- a real account's shapes
