@@ -332,7 +332,7 @@ class Batch:
                 r["run_id"] = self.run_id
                 r["loaded_at"] = loaded_at
         try:
-            with store.transaction():
+            with store.commit_lock(), store.transaction():
                 merged = store.merge(self.table, rows)
                 rejects = list(self.rejects)  # a retried commit must not quarantine the conflicts twice
                 for r in merged.conflicts:

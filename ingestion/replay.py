@@ -12,10 +12,16 @@ account of every other record would be a guess.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing
 import os
+import select
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -96,6 +102,7 @@ def load_replay(
     results: list[BatchStats] = []
     workers = default_workers(directory) if workers is None else workers
     pool = None
+    failed = True
     try:
         store.open()
         acct = Batch("account", f"replay:{directory.name}/account.json", "default", run_id)
@@ -107,20 +114,95 @@ def load_replay(
             raise ReplayError(f"{directory / 'account.json'} cannot be used (quarantined): {reason}")
         account_id = str(account["account_id"])
         if workers:
-            # forkserver: workers start from a clean process, not a copy of one holding warehouse connections
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-        for kind, filename in REPLAY_SOURCES:
-            path = directory / filename
-            if not path.exists():
-                continue
-            loader = _FileLoad(store, kind, path, account_id, run_id, batch_size, progress, pool, workers)
-            results.append(loader.run())
+            # forkserver: workers start from a clean process, not a copy of one holding warehouse connections;
+            # each worker dies with its parent (see _die_with_parent)
+            pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
+        with _signals_end_the_load() if pool is not None else contextlib.nullcontext():
+            for kind, filename in REPLAY_SOURCES:
+                path = directory / filename
+                if not path.exists():
+                    continue
+                loader = _FileLoad(store, kind, path, account_id, run_id, batch_size, progress, pool, workers)
+                results.append(loader.run())
+        failed = False
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if failed:  # interrupted or failed: the workers' batches are not wanted any more
+                _stop_workers(pool)
+            pool.shutdown(wait=not failed, cancel_futures=True)
         if own:
             store.close()
     return results
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(loader_pid: int) -> None:
+    """Worker initializer: the worker exits as soon as the loading process ``loader_pid`` is gone.
+
+    A worker's parent is the forkserver, which cannot notice the loader's death while workers live (each
+    holds the forkserver's liveness pipe): so each worker watches the loader itself — on Linux through a
+    pidfd (readable when the process exits, even on SIGKILL), elsewhere by polling — and also asks the
+    kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to kill it if the forkserver goes first.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:
+        fd = os.pidfd_open(loader_pid)
+    except (AttributeError, OSError):  # no pidfd (not Linux >= 5.3), or the loader is gone already
+        fd = None
+    threading.Thread(target=_exit_with, args=(loader_pid, fd), name="stratpos-loader-watch", daemon=True).start()
+
+
+def _exit_with(pid: int, fd: int | None) -> None:
+    if fd is not None:
+        select.select([fd], [], [])  # readable once the process has exited
+    else:
+        while _alive(pid):
+            time.sleep(1)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _signals_end_the_load():
+    """While workers run, SIGTERM ends the load like Ctrl-C (SIGINT) does: an exception unwinds it, so
+    ``load_replay`` stops the workers (only the main thread can set handlers; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes now (a load that failed or was interrupted)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.terminate()
 
 
 def _prepare(

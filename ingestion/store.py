@@ -13,19 +13,25 @@ quarantine rows, its audit row and its watermarks commit together or not at all.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import logging
 import operator
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ingestion.schema import ALL_TABLES, AUDIT_TABLES, RAW_TABLES, Table
-from stratpos.config import Settings
-from stratpos.warehouse import ensure_schemas
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import connect_duckdb, connect_mysql, ensure_schemas
 
 log = logging.getLogger(__name__)
 MYSQL_CHUNK = 2000
+
+
+class WarehouseBusy(RuntimeError):
+    """Another load holds the warehouse (DuckDB file) or the source (MySQL named lock) for too long."""
 
 
 def utcnow() -> datetime:
@@ -88,30 +94,77 @@ class RawStore:
     def open(self) -> None:
         if self._con is not None:
             return
-        ensure_schemas(self.settings)
         if self.target == "duckdb":
-            import duckdb
-
-            self._con = duckdb.connect(
-                str(self.settings.duckdb_path), config={"memory_limit": self.settings.duckdb_ingest_memory}
-            )
+            self._con = self._connect_duckdb()  # creates the schemas too, once the file is free
         else:
-            import pymysql
-
-            m = self.settings.mysql
-            self._con = pymysql.connect(
-                host=m.host,
-                port=m.port,
-                user=m.user,
-                password=m.password.get_secret_value(),
-                charset="utf8mb4",
-                autocommit=True,
-                connect_timeout=10,
-                max_allowed_packet=64 * 1024 * 1024,
-                local_infile=True,
-            )
+            ensure_schemas(self.settings)
+            self._con = connect_mysql(self.settings, connect_timeout=10, bulk=True)
             self._load_data = self._local_infile_enabled()
         self.ensure_tables()
+
+    def _connect_duckdb(self):
+        """Open the DuckDB file; while another process holds its write lock, wait (up to the setting) and retry.
+
+        DuckDB lets one process write a database file: a second concurrent load used to fail with DuckDB's
+        lock error. It now waits its turn, so concurrent loads serialize, and says clearly why it gave up.
+        """
+        wait = self.settings.load_lock_wait_seconds
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                ensure_schemas(self.settings)
+                return connect_duckdb(self.settings, memory_limit=self.settings.duckdb_ingest_memory)
+            except Exception as exc:  # DuckDB's IOException, or the error a connection helper makes of it
+                if "could not set lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = str(exc).split("Conflicting lock is held in", 1)[-1].strip().rstrip(".")[:200]
+                    raise WarehouseBusy(
+                        f"the DuckDB warehouse {self.settings.duckdb_path} is in use by another process "
+                        f"({holder}); waited {wait} s (STRATPOS_LOAD_LOCK_WAIT_SECONDS)"
+                    ) from None
+                log.info("the DuckDB warehouse is in use by another process: waiting")
+                time.sleep(0.5)
+
+    @contextlib.contextmanager
+    def load_lock(self, source: str):
+        """One load of ``source`` at a time in this warehouse/prefix (MySQL: a named lock on this connection).
+
+        Two concurrent loads of one source then never merge the same keys at once: the second sees the
+        first's rows as stored and counts them as duplicates. DuckDB needs none: its file lock (see
+        :meth:`_connect_duckdb`) already serializes the processes that load into one file.
+        """
+        if self.target == "duckdb":
+            yield
+            return
+        digest = hashlib.sha256(f"{self.settings.schema('raw')}\x1f{source}".encode()).hexdigest()[:40]
+        with self._named_lock(f"stratpos_load_{digest}", f"load of {source}"):
+            yield
+
+    @contextlib.contextmanager
+    def commit_lock(self):
+        """One batch commit at a time per prefix (MySQL): merges into shared tables (raw tables, quarantine,
+        audit) never interleave, so no deadlock and counts that are true. Re-entrant."""
+        if self.target == "duckdb":
+            yield
+            return
+        with self._named_lock(f"stratpos_commit_{self.settings.schema('raw')}"[:64], "batch commit"):
+            yield
+
+    @contextlib.contextmanager
+    def _named_lock(self, name: str, what: str):
+        wait = self.settings.load_lock_wait_seconds
+        got = self.fetchall("select get_lock(%s, %s)", [name, wait])[0][0]
+        if got != 1:
+            raise WarehouseBusy(
+                f"another {what} in {self.settings.schema('raw')} held the lock {name} for over {wait} s "
+                "(STRATPOS_LOAD_LOCK_WAIT_SECONDS)"
+            )
+        try:
+            yield
+        finally:
+            if self._con is not None:
+                self.fetchall("select release_lock(%s)", [name])
 
     def _local_infile_enabled(self) -> bool:
         rows = self.fetchall("select @@global.local_infile")
