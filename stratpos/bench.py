@@ -8,6 +8,9 @@ ingest's worker processes) is sampled as well. Stages:
 - ``ingest``: a replay directory loaded into a fresh DuckDB file and a fresh MySQL/MariaDB
   schema prefix (fills/s of the trades source, records/s overall);
 - ``transform``: ``dbt build`` (full refresh) on what ``ingest`` loaded, per target.
+- ``hourly`` (:func:`run_hourly_bench`): what one hourly run costs after a history of N days,
+  against the same run after a 2-day history (issue 14: the hourly run should cost what the hour
+  brought, not what the account ever did).
 
 Results are printed and written to ``{workdir}/bench-{stage}.json``.
 """
@@ -53,7 +56,7 @@ def _generate(workdir: Path, opts: dict) -> dict:
 
 
 def _settings(workdir: Path, target: str):
-    from stratpos.config import load_settings
+    from stratpos.core.settings import load_settings
 
     base = load_settings()
     if target == "duckdb":
@@ -63,7 +66,7 @@ def _settings(workdir: Path, target: str):
 
 def _ingest(workdir: Path, opts: dict) -> dict:
     from ingestion.replay import load_replay
-    from stratpos.warehouse import drop_schemas
+    from stratpos.core.warehouse import drop_schemas
 
     settings = _settings(workdir, opts["target"])
     if settings.target == "duckdb":
@@ -143,15 +146,17 @@ def _child(stage: str, workdir: str, opts_json: str) -> None:
     print("BENCH " + json.dumps(result))
 
 
-def _run_child(stage: str, workdir: Path, opts: dict) -> dict:
+def _run_child(stage: str, workdir: Path, opts: dict, env: dict[str, str] | None = None) -> dict:
     args = ", ".join(repr(a) for a in (stage, str(workdir), json.dumps(opts)))
     code = f"from stratpos.bench import _child; _child({args})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
         raise RuntimeError(f"bench stage {stage} failed (exit {proc.returncode})")
     line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("BENCH "))
-    return json.loads(line[len("BENCH ") :])
+    result = json.loads(line[len("BENCH ") :])
+    print(f"  [{stage}: {result.get('seconds')} s]", file=sys.stderr, flush=True)
+    return result
 
 
 def run_bench(
@@ -196,4 +201,324 @@ def run_bench(
             print(
                 f"transform {r['target']}: dbt build {r['seconds']} s, peak RSS {r['peak_rss_mb']} MB (slowest: {slow})"
             )
+    return 0
+
+
+# ----------------------------------------------------------------------------------- hourly run
+HOUR_MS = 3_600_000
+HOURLY_STAGES = ("ingest", "transform", "validate")
+
+
+def _signal_ms(value) -> int:
+    """A signal's timestamp (epoch ms as a number or digits, or ISO 8601) in epoch ms."""
+    from datetime import datetime
+
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
+
+
+def _split_signals(replay: Path, out: Path, cuts: tuple[int, ...]) -> list[Path]:
+    """``replay``'s signals cut at ``cuts`` into one landing file per span (the base, then each hour)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / f"signals-{i}.jsonl" for i in range(len(cuts) + 1)]
+    handles = [f.open("w", encoding="utf-8") for f in files]
+    try:
+        with (replay / "signals.jsonl").open(encoding="utf-8") as src:
+            for line in src:
+                if line.strip():
+                    ms = _signal_ms(json.loads(line)["timestamp"])
+                    handles[sum(ms > c for c in cuts)].write(line)
+    finally:
+        for h in handles:
+            h.close()
+    return files
+
+
+def _hourly_env(workdir: Path, target: str, days: float, server_url: str, landing: Path) -> dict[str, str]:
+    """The child processes' environment: the bench warehouse, the fake exchange, the signal landing."""
+    import os
+
+    name = f"h{days:g}".replace(".", "_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "STRATPOS_"))}
+    env.update(
+        {
+            "STRATPOS_TARGET": target,
+            "STRATPOS_DUCKDB_PATH": str(workdir / f"hourly-{name}.duckdb"),
+            "STRATPOS_SCHEMA_PREFIX": "" if target == "duckdb" else f"{BENCH_PREFIX}{name}_",
+            "STRATPOS_BINANCE_BASE_URL": server_url,
+            "STRATPOS_SIGNALS_LANDING": str(landing),
+            "STRATPOS_DAG_RETRIES": "0",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            "GX_ANALYTICS_ENABLED": "False",
+        }
+    )
+    for key in ("STRATPOS_MYSQL_HOST", "STRATPOS_MYSQL_PORT", "STRATPOS_MYSQL_USER", "STRATPOS_MYSQL_PASSWORD"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _airflow_env(home: Path) -> dict[str, str]:
+    from stratpos.core.settings import PROJECT_ROOT
+
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    }
+
+
+def _hourly_base(workdir: Path, opts: dict) -> dict:
+    """The history before the measured hours: order links, signals, the exchange up to the cut, a full build."""
+    from stratpos.core.settings import load_settings
+    from stratpos.core.warehouse import drop_schemas
+    from stratpos.pipeline import ingest_exchange_all, ingest_replay, ingest_signals
+    from stratpos.transform import run_dbt
+
+    settings = load_settings()
+    if settings.target == "duckdb":
+        settings.duckdb_path.unlink(missing_ok=True)
+    else:
+        drop_schemas(settings)
+    started = time.perf_counter()
+    if opts.get("links"):
+        ingest_replay(settings, Path(opts["links"]))
+    ingest_signals(settings)
+    stats = ingest_exchange_all(settings, since_ms=opts["since_ms"], until_ms=opts["until_ms"])
+    ingested = time.perf_counter() - started
+    build = run_dbt(settings, "build", full_refresh=True, extra_args=["--quiet"], docs=False)
+    fills = sum(s["loaded"] for s in stats if s["source"] == "futures_trades")
+    return {
+        "stage": "hourly_base",
+        "target": settings.target,
+        "fills": fills,
+        "ingest_seconds": round(ingested, 2),
+        "build_seconds": round(build.seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _hourly_ingest(workdir: Path, opts: dict) -> dict:
+    from stratpos.core.settings import load_settings
+    from stratpos.pipeline import ingest_exchange_all, ingest_signals
+
+    settings = load_settings()
+    started = time.perf_counter()
+    stats = ingest_signals(settings) + ingest_exchange_all(settings, until_ms=opts["until_ms"])
+    return {
+        "stage": "hourly_ingest",
+        "target": settings.target,
+        "fills": sum(s["loaded"] for s in stats if s["source"] == "futures_trades"),
+        "records": sum(s["loaded"] for s in stats),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _hourly_transform(workdir: Path, opts: dict) -> dict:
+    from stratpos.core.settings import load_settings
+    from stratpos.transform import run_dbt
+
+    settings = load_settings()
+    result = run_dbt(settings, "build", extra_args=["--quiet"], docs=False)
+    slowest = sorted(result.nodes, key=lambda n: -n.seconds)[:8]
+    return {
+        "stage": "hourly_transform",
+        "target": settings.target,
+        "seconds": round(result.seconds, 2),
+        "slowest": {n.name: n.seconds for n in slowest},
+    }
+
+
+def _hourly_validate(workdir: Path, opts: dict) -> dict:
+    from stratpos.core.settings import load_settings
+    from stratpos.validate import run_validation
+
+    settings = load_settings()
+    started = time.perf_counter()
+    report = run_validation(settings, send_alerts=False, docs_dir=None)
+    return {
+        "stage": "hourly_validate",
+        "target": settings.target,
+        "seconds": round(time.perf_counter() - started, 2),
+        "status": report.status,
+        "failing": {c["check"]: c["failing"] for c in report.as_dict()["checks"] if c["failing"] or c["error"]},
+    }
+
+
+def _hourly_dag(workdir: Path, opts: dict) -> dict:
+    """One ``dag.test()`` of ``stratpos_hourly`` (Airflow's environment is set by the parent)."""
+    import os
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    started = time.perf_counter()
+    run = bag.get_dag("stratpos_hourly").test(run_conf={"since": opts["since"]})
+    seconds = time.perf_counter() - started
+    tis = run.get_task_instances()
+    groups: dict[str, float] = {}
+    for ti in tis:
+        group = "dbt" if ti.task_id.startswith("dbt.") else "validate" if ti.task_id == "validate" else "ingest"
+        groups[group] = round(groups.get(group, 0.0) + (ti.duration or 0.0), 2)
+    return {
+        "stage": "hourly_dag",
+        "state": str(run.state),
+        "seconds": round(seconds, 2),
+        "tasks": len(tis),
+        "failed": sorted(ti.task_id for ti in tis if str(ti.state) != "success"),
+        "task_seconds": groups,
+    }
+
+
+STAGES.update(
+    {
+        "hourly_base": _hourly_base,
+        "hourly_ingest": _hourly_ingest,
+        "hourly_transform": _hourly_transform,
+        "hourly_validate": _hourly_validate,
+        "hourly_dag": _hourly_dag,
+    }
+)
+
+
+def _account(workdir: Path, days: float, strategies: int, symbols: int) -> Path:
+    """The paper account of this size, generated once and reused (a ``.complete`` marker names its size)."""
+    from sandbox.generator import GenerateConfig, generate
+
+    replay = workdir / f"account-{days:g}d-{strategies}x{symbols}"
+    marker = replay / ".complete"
+    if not marker.exists():
+        import shutil
+
+        shutil.rmtree(replay, ignore_errors=True)
+        chosen = tuple(list(INSTRUMENTS)[:symbols])
+        generate(GenerateConfig(out=replay, days=days, strategies=strategies, symbols=chosen, seed=7))
+        marker.write_text(json.dumps({"days": days, "strategies": strategies, "symbols": symbols}) + "\n")
+    return replay
+
+
+def _migrated_airflow(workdir: Path) -> Path:
+    """An Airflow metadata database (SQLite) migrated once and reused by every DAG measurement."""
+    import os
+    import shutil
+
+    template = workdir / "airflow-template"
+    if not (template / ".migrated").exists():
+        shutil.rmtree(template, ignore_errors=True)
+        template.mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | _airflow_env(template)
+        airflow = Path(sys.executable).with_name("airflow")
+        done = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed: {done.stderr[-2000:]}")
+        (template / ".migrated").touch()
+    return template / "airflow.db"
+
+
+def _hourly_history(
+    workdir: Path, target: str, days: float, strategies: int, symbols: int, dag: bool
+) -> dict[str, dict]:
+    """Load all but the account's last two hours, then measure one hourly run through the CLI's
+    functions (ingest, transform, validate) on the second-to-last hour and the whole ``dag.test()``
+    on the last hour (each a child process, its peak RSS its own)."""
+    import logging
+    import shutil
+
+    from sandbox.generator import DEFAULT_START
+    from sandbox.server import SandboxServer, ServerConfig
+
+    logging.getLogger("sandbox.server").setLevel(logging.WARNING)
+    replay = _account(workdir, days, strategies, symbols)
+    run_dir = workdir / f"run-{target}-{days:g}d"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    landing, links = run_dir / "landing", run_dir / "links"
+    landing.mkdir(parents=True)
+    out: dict[str, dict] = {}
+    with SandboxServer(replay, config=ServerConfig(weight_limit_1m=1_000_000)) as server:
+        end = server.visible_until
+        cuts = (end - 2 * HOUR_MS, end - HOUR_MS)
+        signal_files = _split_signals(replay, run_dir / "signals", cuts)
+        if (replay / "order_links.jsonl").exists():  # explicit links come from the trade engine's side
+            links.mkdir()
+            for name in ("account.json", "order_links.jsonl"):
+                shutil.copy(replay / name, links / name)
+        env = _hourly_env(workdir, target, days, server.url, landing)
+        shutil.copy(signal_files[0], landing)
+        server.set_visible_until(cuts[0])
+        since_ms = int(DEFAULT_START.timestamp() * 1000)
+        base_opts = {"since_ms": since_ms, "until_ms": cuts[0], "links": str(links) if links.exists() else None}
+        out["base"] = _run_child("hourly_base", workdir, base_opts, env)
+        shutil.copy(signal_files[1], landing)
+        server.set_visible_until(cuts[1])
+        out["ingest"] = _run_child("hourly_ingest", workdir, {"until_ms": cuts[1]}, env)
+        out["transform"] = _run_child("hourly_transform", workdir, {}, env)
+        out["validate"] = _run_child("hourly_validate", workdir, {}, env)
+        if dag:
+            home = run_dir / "airflow"
+            home.mkdir()
+            shutil.copy(_migrated_airflow(workdir), home / "airflow.db")
+            shutil.copy(signal_files[2], landing)
+            server.set_visible_until(end)
+            dag_opts = {"since": DEFAULT_START.isoformat()}
+            out["dag"] = _run_child("hourly_dag", workdir, dag_opts, env | _airflow_env(home))
+    return out
+
+
+def run_hourly_bench(
+    workdir: Path,
+    *,
+    history_days: float,
+    baseline_days: float = 2,
+    strategies: int = 10,
+    symbols: int = 8,
+    targets: tuple[str, ...] = ("duckdb", "mysql"),
+    dag: bool = True,
+) -> int:
+    """``stratpos bench hourly``: the hourly run after ``history_days`` against the same after
+    ``baseline_days``, per target; prints each stage, the ratio and the peak RSS."""
+    if not 1 <= symbols <= len(INSTRUMENTS):
+        raise ValueError(f"--symbols must be between 1 and {len(INSTRUMENTS)}")
+    if history_days < 0.25 or baseline_days < 0.25:
+        raise ValueError("--history-days and the baseline must be at least 0.25 (six hours)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for target in targets:
+        for days in dict.fromkeys((baseline_days, history_days)):
+            key = f"{target}/{days:g}d"
+            results[key] = _hourly_history(workdir, target, days, strategies, symbols, dag)
+            r = results[key]
+            dag_line = ""
+            if "dag" in r:
+                d = r["dag"]
+                dag_line = (
+                    f"; dag.test() {d['seconds']} s ({d['state']}, {d['tasks']} tasks; "
+                    + ", ".join(f"{k} {v} s" for k, v in d["task_seconds"].items())
+                    + f"), peak RSS {d['peak_rss_tree_mb']} MB"
+                )
+            print(
+                f"hourly {key}: history {r['base']['fills']:,} fills (loaded+built in {r['base']['seconds']} s); "
+                f"hour: {r['ingest']['fills']:,} fills, ingest {r['ingest']['seconds']} s, "
+                f"transform {r['transform']['seconds']} s, validate {r['validate']['seconds']} s, "
+                f"peak RSS {max(r[s]['peak_rss_tree_mb'] for s in HOURLY_STAGES)} MB" + dag_line
+            )
+            slow = ", ".join(f"{k} {v} s" for k, v in list(r["transform"]["slowest"].items())[:5])
+            print(f"  slowest dbt nodes: {slow}")
+        if baseline_days != history_days:
+            small, big = results[f"{target}/{baseline_days:g}d"], results[f"{target}/{history_days:g}d"]
+            parts = [(s, big[s]["seconds"], small[s]["seconds"]) for s in HOURLY_STAGES]
+            tv = [r["transform"]["seconds"] + r["validate"]["seconds"] for r in (big, small)]
+            parts.append(("transform+validate", *tv))
+            if "dag" in big:
+                parts.append(("dag.test()", big["dag"]["seconds"], small["dag"]["seconds"]))
+            ratios = ", ".join(f"{name} {b / s:.2f}x" if s else f"{name} n/a" for name, b, s in parts)
+            print(f"ratio {target} {history_days:g}d / {baseline_days:g}d: {ratios}")
+    (workdir / "bench-hourly.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
