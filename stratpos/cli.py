@@ -249,8 +249,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from stratpos.bench import run_bench
+    from stratpos.bench import run_bench, run_hourly_bench
 
+    if args.stage == "hourly":
+        return run_hourly_bench(
+            Path(args.workdir),
+            history_days=args.history_days,
+            baseline_days=args.baseline_days,
+            strategies=args.strategies,
+            symbols=args.symbols,
+            targets=(args.target,) if args.target else tuple(args.targets),
+            dag=not args.no_dag,
+        )
     return run_bench(
         args.stage,
         Path(args.workdir),
@@ -377,13 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     va.set_defaults(func=cmd_validate)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
-    bench.add_argument("stage", choices=("generate", "ingest", "transform"), help="stage to measure")
+    bench.add_argument("stage", choices=("generate", "ingest", "transform", "hourly"), help="stage to measure")
     bench.add_argument("--workdir", default="warehouse/bench")
     bench.add_argument("--days", type=float, default=30)
     bench.add_argument("--strategies", type=int, default=10)
     bench.add_argument("--symbols", type=int, default=8, help="how many symbols (first N known ones)")
     bench.add_argument("--replay", help="replay directory to write (generate) or load (ingest); default WORKDIR/replay")
     bench.add_argument("--targets", nargs="+", choices=("duckdb", "mysql"), default=["duckdb", "mysql"])
+    bench.add_argument("--target", choices=("duckdb", "mysql"), help="one target (overrides --targets)")
+    bench.add_argument("--history-days", type=float, default=70, help="hourly: days of history before the hour")
+    bench.add_argument("--baseline-days", type=float, default=2, help="hourly: the short history to compare with")
+    bench.add_argument("--no-dag", action="store_true", help="hourly: skip the dag.test() measurement")
     bench.set_defaults(func=cmd_bench)
 
     cfg = sub.add_parser("config", help="show the warehouse settings in effect (no secrets)")
