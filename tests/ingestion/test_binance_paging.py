@@ -11,14 +11,18 @@ lost or duplicated: the raw tables equal the replay files loaded by the replay l
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from ingestion.batch import new_run_id
 from ingestion.binance_client import BinanceApi, RetryPolicy
-from ingestion.binance_source import ingest_binance
+from ingestion.binance_source import ingest_binance, retention_floors
+from ingestion.export import ExportError, download, export_link, load_export_files, request_export
 from ingestion.replay import load_replay
+from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig, make_client
 from stratpos.core.settings import Settings
@@ -112,3 +116,60 @@ def test_every_paging_mode_reads_the_whole_account(windowed, cap, account40, exp
             trades_loaded += stats["futures_trades"].loaded
         _assert_equal(outage, expected40)
         assert trades_loaded == len(expected40["futures_trades"])
+
+
+# ----------------------------------------------------------------------------- past retention: exports
+def _audit(settings: Settings, run_id: str) -> list[tuple]:
+    with RawStore(settings) as store:
+        return store.fetchall(
+            f"select source, status, message from {store.table('ingestion_runs')} where run_id = ? order by source",
+            [run_id],
+        )
+
+
+def test_a_backfill_past_retention_warns_and_the_export_fills_the_gap(
+    account40, expected40, data_end, tmp_path, caplog
+):
+    """Binance's own retention (orders 90 days, canceled orders without a fill 3 days, income 3 months), 70 days
+    after the account's last record: the API run is cut at retention (warned, audited), Binance's exports of the
+    older part (requested, polled and downloaded through the fake API) fill it, and the result is the account."""
+    caplog.set_level(logging.WARNING)
+    clock = data_end + 70 * DAY
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "backfill.duckdb")
+    with SandboxServer(account40, config=ServerConfig(weight_limit_1m=10_000_000)) as srv:
+        srv.set_visible_until(clock)
+        api = _api(srv)
+        run_id = new_run_id()
+        ingest_binance(settings, client=api, since_ms=START_MS - DAY, until_ms=clock, run_id=run_id, batch_size=2_000)
+        notes = [r for r in _audit(settings, run_id) if r[0] == "binance:default:retention"]
+        assert [r[1] for r in notes] == ["warning"]
+        assert "orders and algo orders" in notes[0][2] and "income (income history)" in notes[0][2]
+        assert "trades" not in notes[0][2]  # 6 months: all still served
+        assert any("stratpos ingest export" in m for m in caplog.messages)
+        for name in ("futures_orders", "income"):
+            assert table_rows(settings, name) < expected40[name], name  # the gap is real
+
+        floors = retention_floors(clock)
+        files = []
+        for kind, start, end in (
+            ("order", START_MS - DAY, clock),  # canceled orders without a fill are gone after 3 days at any age
+            ("income", START_MS - DAY, floors["income"] + DAY),
+            ("trade", START_MS - DAY, START_MS + 10 * DAY),  # already read through the API: duplicates only
+        ):
+            download_id = request_export(api, kind, start, end)
+            url = export_link(api, kind, download_id, poll_seconds=0.01, sleep=lambda s: None)
+            files.append(download(url, tmp_path / f"{kind}.csv"))
+        first = {s.source: s for s in load_export_files(files, settings)}
+        assert first["futures_orders"].loaded > 0 and first["income"].loaded > 0
+        assert first["futures_trades"].loaded == 0 and first["futures_trades"].duplicates > 0
+        assert all(s.quarantined == 0 for s in first.values())
+        again = load_export_files(files, settings)
+        assert all(s.loaded == 0 and s.quarantined == 0 for s in again)  # idempotent
+    _assert_equal(settings, expected40)
+
+
+def test_an_unreadable_export_file_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ExportError, match=r"x.csv: not a Binance trade, order or income export"):
+        load_export_files([bad], Settings(target="duckdb", duckdb_path=tmp_path / "w.duckdb"))
