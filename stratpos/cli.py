@@ -141,6 +141,19 @@ def cmd_ingest_binance(args: argparse.Namespace) -> int:
     return _print_stats(stats)
 
 
+def cmd_ingest_export(args: argparse.Namespace) -> int:
+    from ingestion.export import ExportError, load_export_files
+
+    settings = load_settings()
+    print(f"loading {len(args.files)} Binance export file(s) into {settings.describe()}")
+    try:
+        stats = load_export_files([Path(f) for f in args.files], settings, account_id=args.account_id)
+    except ExportError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    return _print_stats(stats)
+
+
 def cmd_ingest_signals(args: argparse.Namespace) -> int:
     from ingestion.signals import SignalSourceError, ingest_signal_files, ingest_signal_table
 
@@ -359,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--account-id", default=None, help="account id to store the data under (default: default)")
     bn.add_argument("--quiet", action="store_true", help="no progress bars")
     bn.set_defaults(func=cmd_ingest_binance)
+    ex = isub.add_parser(
+        "export",
+        help="Binance's trade/order/income history exports (CSV) for history older than the API's retention",
+    )
+    ex.add_argument("files", nargs="+", metavar="FILE", help="CSV files downloaded from the .../asyn/id links")
+    ex.add_argument("--account-id", default="default", help="account id to store the data under (default: default)")
+    ex.set_defaults(func=cmd_ingest_export)
     sg = isub.add_parser("signals", help="signal files (JSONL/CSV/Parquet, each once) or a SQL table (incremental)")
     sg.add_argument("landing", nargs="?", help="landing folder of signal files")
     sg.add_argument("--sql-url", help="SQLAlchemy URL of a signal table instead of files")
