@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stratpos.core.errors import StratposError
 from stratpos.core.settings import PROJECT_ROOT, Settings
 from stratpos.core.warehouse import ensure_schemas
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
-class TransformError(RuntimeError):
+class TransformError(StratposError, RuntimeError):
     """dbt failed; the message lists the failing nodes and their errors."""
 
 
@@ -97,9 +98,9 @@ def run_dbt(
     the documentation site (:func:`generate_docs` from the build's own manifest; ``docs=False``
     skips it) and, on MySQL/MariaDB, by the read-only BI user (:func:`stratpos.bi.ensure_bi_user`).
     """
+    ensure_schemas(settings)  # first: an unreachable server is one line before dbt is even imported
     from dbt.cli.main import dbtRunner
 
-    ensure_schemas(settings)
     target_path = target_path or default_target_path(settings)
     args = [*command.split(), "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(target_path)]
@@ -170,3 +171,21 @@ def _refresh_bi_user(settings: Settings) -> None:
         ensure_bi_user(settings)
     except BIUserError as exc:
         raise TransformError(str(exc)) from None
+
+
+def source_freshness(settings: Settings, *, target_path: Path | None = None) -> list[str]:
+    """``dbt source freshness`` on the raw sources that have a freshness rule (``_sources.yml``: the
+    snapshots every ingestion run takes, by their ``loaded_at``). Returns one warning line per stale
+    source (or one line when the check could not run); never raises: stale raw data is a warning,
+    not a failed transform."""
+    nodes: list[NodeResult] = []
+    try:
+        run_dbt(settings, "source freshness", extra_args=["--quiet"], on_node=nodes.append, target_path=target_path)
+    except TransformError as exc:
+        if not any(n.status in ("warn", "error") for n in nodes):
+            return [f"source freshness not checked: {str(exc).splitlines()[0][:300]}"]
+    return [
+        f"stale raw data: {n.name} — {n.message or 'no load within its warn_after'} (dbt source freshness)"
+        for n in nodes
+        if n.status not in ("pass", "success")
+    ]

@@ -26,6 +26,7 @@ __all__ = [
     "existing_schemas",
     "fetch_rows",
     "mysql_connection",
+    "prepare_new_warehouse",
     "qualified",
     "quote",
     "require_warehouse",
@@ -71,6 +72,15 @@ def require_warehouse(settings: Settings) -> None:
     raise WarehouseUnavailable(
         f"no DuckDB warehouse at {path} — run `stratpos ingest` first, or check STRATPOS_DUCKDB_PATH"
     )
+
+
+def prepare_new_warehouse(settings: Settings) -> bool:
+    """Before ingestion: True when it will create a new DuckDB warehouse (its folder exists, or is the
+    project's default ``warehouse/``, created here); a missing folder is :class:`WarehouseUnavailable`."""
+    if warehouse_exists(settings):
+        return False
+    _duckdb_folder(settings)
+    return True
 
 
 def _duckdb_folder(settings: Settings) -> None:
