@@ -1,8 +1,10 @@
-"""SPEC §5 R3 compares against a positionRisk snapshot taken after the last ingested fill (issue 16).
+"""Reconciliation gaps found by the chaos run (issue 16), on DuckDB.
 
-A stale reference (a fill after the latest snapshot) or none at all (no snapshot of the account) used
-to make R3 pass silently. Both now fail R3 with their own measure, land in ``audit.dq_alerts`` and make
-``validate`` exit non-zero.
+* SPEC §5 R3 compares against a positionRisk snapshot taken after the last ingested fill. A stale
+  reference (a fill after the latest snapshot) or none at all (no snapshot of the account) used to make
+  R3 pass silently. Both now fail R3 with their own measure, land in ``audit.dq_alerts`` and make
+  ``validate`` exit non-zero.
+* R8 names an explicit order link that points at a signal nobody sent (a dangling link).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from tests.reconciliation.helpers import (
 )
 
 
-def transform_r3(settings: Settings) -> None:
-    """Rebuild only what R3 reads (the other checks are not under test here)."""
-    run_dbt(settings, "run", extra_args=["--quiet", "--select", "+recon_r3_exchange_positions"])
+def transform_r3(settings: Settings, model: str = "recon_r3_exchange_positions") -> None:
+    """Rebuild only what the check under test reads (the other checks are not under test here)."""
+    run_dbt(settings, "run", extra_args=["--quiet", "--select", f"+{model}"])
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,24 @@ def test_a_fill_after_the_latest_snapshot_fails_r3_as_stale(clean, replay, tmp_p
     assert int(row["expected"]) == fill["time"] and int(row["observed"]) == int(latest)
     assert "predates the last ingested fill" in row["detail"]
     assert key in failing_keys(settings, report.run_id, "R3")
+
+
+def test_r8_names_a_dangling_explicit_link(clean, tmp_path):
+    settings = copy_duckdb(clean, tmp_path / "w")
+    links = [
+        {"order_id": 987654321, "symbol": "BTCUSDT", "signal_id": "ghost_signal", "role": "entry"},
+        {"client_order_id": "nobody-sent-this", "signal_id": "ghost_2", "role": "stop_loss"},
+    ]
+    account = {"account_id": "default", "position_mode": "hedge"}
+    load_replay(late_records(tmp_path / "links", account, order_links=links), settings)
+    transform_r3(settings, "recon_r8_linkage")
+    report = validate(settings, tmp_path)
+    dangling = {m.check_key: m for m in report.result("R8").mismatches if m.measure == "dangling_link"}
+    assert set(dangling) == {"default:order:BTCUSDT:987654321", "default:client:nobody-sent-this"}
+    assert "names signal ghost_signal" in dangling["default:order:BTCUSDT:987654321"].detail
+    assert (
+        "stop_loss link client:nobody-sent-this names signal ghost_2"
+        in dangling["default:client:nobody-sent-this"].detail
+    )
+    rows = [r for r in dq_alerts(settings, report.run_id) if r["measure"] == "dangling_link"]
+    assert {r["check_key"] for r in rows} == set(dangling) and {r["severity"] for r in rows} == {"warn"}

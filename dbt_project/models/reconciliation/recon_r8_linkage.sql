@@ -5,7 +5,10 @@
 --   * over_close: the excess of a linked exit beyond its position's entries, per fill leg;
 --   * signal_without_fills: buy/sell signals without a single entry fill;
 --   * side_mismatch: a linked order whose side (or, in hedge mode, positionSide) disagrees with
---     its signal's side — an entry of a LONG signal must BUY on the LONG key, its exits SELL.
+--     its signal's side — an entry of a LONG signal must BUY on the LONG key, its exits SELL;
+--   * dangling_link: an explicit order link (SPEC §3.3) naming a signal that no signal source has
+--     sent (of its account), named by its link key — its order then falls to the other rules or
+--     the bucket (observed: 1 link).
 with allocations as (
     select * from {{ ref('fct_fill_allocations') }}
 ),
@@ -16,6 +19,10 @@ linked_legs as (
 
 signals as (
     select * from {{ ref('stg_signals__signals') }}
+),
+
+explicit_links as (
+    select * from {{ ref('stg_signals__order_links') }}
 ),
 
 unattributed_volume as (
@@ -105,6 +112,19 @@ side_mismatches as (
     group by account_id, symbol, order_id
 ),
 
+dangling_links as (
+    select
+        concat(l.account_id, ':', l.link_ref) as check_key,
+        'dangling_link' as measure,
+        {{ dec18('0') }} as expected,
+        {{ dec18('1') }} as observed,
+        concat(l.role, ' link ', l.link_ref, ' names signal ', l.signal_id, ', which no signal source has sent')
+            as detail
+    from explicit_links as l
+    left join signals as s on l.signal_id = s.signal_id and l.account_id = s.account_id
+    where s.signal_id is null
+),
+
 compared as (
     select * from unattributed_volume
     union all
@@ -113,6 +133,8 @@ compared as (
     select * from signals_without_fills
     union all
     select * from side_mismatches
+    union all
+    select * from dangling_links
 ),
 
 final as (
