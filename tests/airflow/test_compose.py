@@ -153,7 +153,11 @@ def test_airflow_services_share_one_configuration(compose):
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${")
     assert env["STRATPOS_TARGET"] == "mysql" and env["STRATPOS_MYSQL_HOST"] == "warehouse"
-    assert env["STRATPOS_BINANCE_BASE_URL"].endswith(":-http://sandbox:8765}")
+    # keyed ingestion is never pointed at the sandbox by default: no base URL, Binance as the endpoint; only the
+    # keyless paper-exchange run uses the sandbox service
+    assert env["STRATPOS_BINANCE_BASE_URL"] == "${STRATPOS_BINANCE_BASE_URL:-}"
+    assert env["STRATPOS_BINANCE_ENDPOINT"] == "${STRATPOS_BINANCE_ENDPOINT:-binance}"
+    assert env["STRATPOS_SANDBOX_URL"] == "${STRATPOS_SANDBOX_URL:-http://sandbox:8765}"
     assert "STRATPOS_BI_PASSWORD" not in env, "the pipeline's containers never hold the BI password"
     warehouse = services["warehouse"]["environment"]
     assert warehouse["STRATPOS_MYSQL_USER"] == env["STRATPOS_MYSQL_USER"]
