@@ -22,7 +22,6 @@ same functions as the `stratpos` CLI (`stratpos.pipeline`).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,17 +30,20 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtTestLocalOperator
 
+from stratpos.core.settings import load_settings
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-TARGET = os.environ.get("STRATPOS_TARGET", "duckdb")
+SETTINGS = load_settings()  # read when the DAG is parsed: the target, the retries, dbt's environment
+TARGET = SETTINGS.target
 RAW = Asset("stratpos://warehouse/raw")
 MARTS = Asset("stratpos://warehouse/marts")
 # overridable so that tests and the demo fail fast instead of waiting out retries
-RETRIES = int(os.environ.get("STRATPOS_DAG_RETRIES", "2"))
-RETRY_DELAY = timedelta(seconds=int(os.environ.get("STRATPOS_DAG_RETRY_DELAY_SECONDS", "120")))
+RETRIES = SETTINGS.dag_retries
+RETRY_DELAY = timedelta(seconds=SETTINGS.dag_retry_delay_seconds)
 
 
 def _settings():
-    from stratpos.config import load_settings
+    from stratpos.core.settings import load_settings
 
     return load_settings()
 
@@ -52,7 +54,7 @@ def _window(params: dict, data_interval_end, dag_run) -> tuple[int | None, int |
     A run triggered without a logical date (the UI's and REST API's default in Airflow 3) has no
     data interval: it reads up to the moment it was triggered, the same cut-off for every task.
     """
-    from stratpos.cli import _ms
+    from stratpos.core.timeparse import epoch_ms as _ms
 
     end = data_interval_end or dag_run.run_after
     until = _ms(params.get("until")) if params.get("until") else int(end.timestamp() * 1000)
@@ -135,7 +137,13 @@ def stratpos_hourly():
         ),
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(load_method=LoadMode.CUSTOM, test_behavior=TestBehavior.AFTER_ALL),
-        operator_args={"install_deps": False, "outlets": [MARTS]},
+        # dbt runs from a temporary copy of the project: give it the warehouse with absolute paths (no secrets:
+        # Airflow stores and renders operator env; the password comes from the worker's own environment)
+        operator_args={
+            "install_deps": False,
+            "outlets": [MARTS],
+            "env": SETTINGS.to_env(warehouse_only=True, secrets=False),
+        },
     )
     # Cosmos 1.15's custom parser keys nodes by name but finds leaves by unique_id, so the AFTER_ALL
     # test task gets no model upstream and would test the previous run's tables (cosmos#745):

@@ -23,13 +23,13 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from expectations.checks import CHECKS, Check
 from expectations.suites import FAILED, check_status, reconciliation_suite
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 # GX reads this when it is first imported, which happens below, after this module's import
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -89,8 +89,8 @@ def _sql_batch_definitions(context, settings: Settings, checks: list[Check]) -> 
     # the password goes to the driver only, never into the URL GX keeps and may render
     source = context.data_sources.add_sql(
         name="warehouse",
-        connection_string=replace(m, password="").sqlalchemy_url(settings.schema("audit")),
-        kwargs={"connect_args": {"password": m.password}} if m.password else {},
+        connection_string=m.sqlalchemy_url(settings.schema("audit"), with_password=False),
+        kwargs={"connect_args": {"password": m.password.get_secret_value()}} if m.password else {},
     )
     out = {}
     for check in checks:

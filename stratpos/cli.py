@@ -1,40 +1,21 @@
-"""The ``stratpos`` console script (SPEC §8).
+"""stratpos: per-strategy books, PnL and reconciliation for a shared Binance USD-M futures account.
 
 Every command calls the same package functions the Airflow DAG uses; this module only
-parses arguments, shows progress and turns known errors into one clear line and a
-non-zero exit code.
+parses arguments, shows progress and turns known errors (:class:`StratposError`) into one
+clear line and a non-zero exit code, caught once in :func:`main` (tracebacks with ``-v``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from datetime import UTC, datetime
+import traceback
 from pathlib import Path
 
-from stratpos.config import ConfigError, load_settings
-
-
-def _progress_bar(total_label: str):
-    from tqdm import tqdm
-
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="min", desc=total_label, leave=False, mininterval=0.5)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
-
-
-def _iso_utc(value: str) -> datetime:
-    dt = datetime.fromisoformat(value)
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+from stratpos.core.errors import SourceUnavailable, StratposError
+from stratpos.core.logs import bytes_progress, configure_logging, minutes_progress
+from stratpos.core.settings import Settings, load_settings
+from stratpos.core.timeparse import epoch_ms, parse_time
 
 
 def cmd_sandbox_generate(args: argparse.Namespace) -> int:
@@ -48,9 +29,9 @@ def cmd_sandbox_generate(args: argparse.Namespace) -> int:
         mode=args.mode,
         seed=args.seed,
         account_id=args.account_id,
-        start=args.start or DEFAULT_START,
-        progress=None if args.quiet else _progress_bar("simulating"),
-        history_start=args.history_start,
+        start=parse_time(args.start, option="--start") if args.start else DEFAULT_START,
+        progress=None if args.quiet else minutes_progress("simulating"),
+        history_start=parse_time(args.history_start, option="--history-start") if args.history_start else None,
         rebates=args.rebates,
         account_income=args.account_income,
         real_account=args.real_account,
@@ -78,21 +59,29 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bytes_progress():
-    """A tqdm bar per source, fed with (label, done, total) calls from the loaders."""
-    from tqdm import tqdm
+def _announce_new_warehouse(settings: Settings) -> None:
+    """Ingestion creates the DuckDB warehouse when its file is missing: say so (the folder must exist)."""
+    from stratpos.core.warehouse import prepare_new_warehouse
 
-    bars: dict[str, tqdm] = {}
+    if prepare_new_warehouse(settings):
+        print(f"creating a new DuckDB warehouse at {settings.duckdb_path}", flush=True)
 
-    def update(label: str, done: int, total: int) -> None:
-        bar = bars.get(label)
-        if bar is None:
-            bar = bars[label] = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
 
-    return update
+def _require_sandbox(creds, timeout: float = 3.0) -> None:
+    """Without a key stratpos reads the paper exchange: fail at once, in one line, when it is not running."""
+    import urllib.error
+    import urllib.request
+
+    url = (creds.base_url or "").rstrip("/").removesuffix("/fapi") + "/fapi/v1/ping"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            answer.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        raise SourceUnavailable(
+            f"no Binance key is set (BINANCE_API_KEY/BINANCE_API_SECRET), so stratpos used the paper exchange at "
+            f"{creds.base_url} — it is not reachable; start it with `stratpos sandbox serve --data DIR` "
+            "or set STRATPOS_SANDBOX_URL"
+        ) from None
 
 
 def _print_stats(stats) -> int:
@@ -106,34 +95,37 @@ def cmd_ingest_replay(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     print(f"loading {args.directory} into {settings.describe()}")
+    _announce_new_warehouse(settings)
     stats = load_replay(
         Path(args.directory),
         settings,
         batch_size=args.batch_size,
         workers=args.workers,
-        progress=None if args.quiet else _bytes_progress(),
+        progress=None if args.quiet else bytes_progress(),
     )
     return _print_stats(stats)
 
 
-def _ms(value: str | None) -> int | None:
-    return None if value is None else int(_iso_utc(value).timestamp() * 1000)
-
-
 def cmd_ingest_binance(args: argparse.Namespace) -> int:
-    from ingestion.binance_client import BinanceIngestError
+    from ingestion.binance_client import BinanceIngestError, resolve_credentials
     from ingestion.binance_source import ingest_binance
 
     settings = load_settings()
+    since_ms, until_ms = epoch_ms(args.since, option="--since"), epoch_ms(args.until, option="--until")
     print(f"reading Binance USD-M into {settings.describe()}")
+    if not args.account_id or args.account_id == "default":
+        creds = resolve_credentials()
+        if not creds.real_key:
+            _require_sandbox(creds)
+    _announce_new_warehouse(settings)
     try:
         stats = ingest_binance(
             settings,
             symbols=[s.upper() for s in args.symbols] if args.symbols else None,
-            since_ms=_ms(args.since),
-            until_ms=_ms(args.until),
+            since_ms=since_ms,
+            until_ms=until_ms,
             account_id=args.account_id,
-            progress=None if args.quiet else _bytes_progress(),
+            progress=None if args.quiet else bytes_progress(),
         )
     except BinanceIngestError as exc:
         print(f"stratpos: {exc}", file=sys.stderr)
@@ -158,6 +150,7 @@ def cmd_ingest_signals(args: argparse.Namespace) -> int:
     from ingestion.signals import SignalSourceError, ingest_signal_files, ingest_signal_table
 
     settings = load_settings()
+    _announce_new_warehouse(settings)
     try:
         if args.sql_url:
             if not (args.table and args.incremental_column):
@@ -176,9 +169,11 @@ def cmd_ingest_signals(args: argparse.Namespace) -> int:
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
+    from stratpos.core.warehouse import require_warehouse
     from stratpos.transform import TransformError, run_dbt
 
     settings = load_settings()
+    require_warehouse(settings)
     print(f"dbt build on {settings.describe()}{' (full refresh)' if args.full_refresh else ''}")
 
     def show(node) -> None:
@@ -204,18 +199,20 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """SPEC §5: run the reconciliation checks; exit 0 when nothing failed, 1 otherwise."""
+    """Run the reconciliation checks; exit 0 when nothing failed, 1 otherwise."""
     from stratpos.alerts import AlertConfigError
-    from stratpos.validate import DEFAULT_DOCS_DIR, run_validation
+    from stratpos.core.warehouse import require_warehouse
+    from stratpos.validate import run_validation
 
     settings = load_settings()
+    require_warehouse(settings)
     print(f"validating the reconciliation on {settings.describe()}")
     try:
         report = run_validation(
             settings,
             run_id=args.run_id,
             send_alerts=not args.no_alerts,
-            docs_dir=None if args.no_docs else Path(args.docs_dir) if args.docs_dir else DEFAULT_DOCS_DIR,
+            docs_dir=None if args.no_docs else Path(args.docs_dir) if args.docs_dir else settings.gx_docs_path,
         )
     except AlertConfigError as exc:
         print(f"stratpos: {exc}", file=sys.stderr)
@@ -236,11 +233,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stratpos.transform import TransformError
 
     settings = load_settings()
+    since_ms = epoch_ms(args.since, option="--since")
     print(f"stratpos run on {settings.describe()}")
+    _announce_new_warehouse(settings)
     if args.replay:
         stats = pipeline.ingest_replay(settings, Path(args.replay))
     else:
-        stats = pipeline.ingest_exchange_all(settings, since_ms=_ms(args.since))
+        stats = pipeline.ingest_exchange_all(settings, since_ms=since_ms)
     stats += pipeline.ingest_signals(settings)
     for st in stats:
         print(
@@ -286,10 +285,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """Every setting in effect and where it came from (default, environment, .env file); secrets as set/unset."""
     s = load_settings()
     print(f"warehouse: {s.describe()}")
     for layer, schema in s.schemas.items():
         print(f"  {layer:<13} -> {schema}")
+    rows = s.rows()
+    width = max(len(var) for var, _, _ in rows)
+    print("settings (variable, value, from):")
+    for var, shown, origin in rows:
+        print(f"  {var:<{width}}  {shown}  [{origin}]")
     return 0
 
 
@@ -306,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
 
-    sandbox = sub.add_parser("sandbox", help="the paper exchange (SPEC §7)")
+    sandbox = sub.add_parser("sandbox", help="the paper exchange: a simulated account served as a fake Binance API")
     ssub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     gen = ssub.add_parser("generate", help="simulate an account and write a replay directory + ground truth")
     gen.add_argument("--out", required=True, help="directory to write (its replay files are replaced)")
@@ -322,10 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mode", choices=("hedge", "one_way"), default="hedge")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--account-id", default="default")
-    gen.add_argument("--start", type=_iso_utc, default=None, help="UTC start, e.g. 2026-01-05T00:00")
+    gen.add_argument("--start", default=None, help="UTC start, e.g. 2026-01-05T00:00")
     gen.add_argument(
         "--history-start",
-        type=_iso_utc,
         default=None,
         help="UTC time the served history starts: the account trades from --start, the replay holds only "
         "what Binance still serves from here on (keys may be open at that time)",
@@ -354,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="load sources into the raw layer (idempotent)")
     isub = ingest.add_subparsers(dest="ingest_command", required=True, metavar="SOURCE")
-    rep = isub.add_parser("replay", help="a replay directory (SPEC §3.4)")
+    rep = isub.add_parser("replay", help="a replay directory (JSONL files as the paper exchange writes them)")
     rep.add_argument("directory")
     rep.add_argument("--batch-size", type=int, default=50_000, help="records per transaction")
     rep.add_argument(
@@ -365,10 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=cmd_ingest_replay)
-    bn = isub.add_parser("binance", help="the Binance USD-M API through python-binance (keys: SPEC §2; none = sandbox)")
+    bn = isub.add_parser(
+        "binance",
+        help="the Binance USD-M API through python-binance (BINANCE_API_KEY/SECRET; none: the paper exchange)",
+    )
     bn.add_argument("--symbols", nargs="*", help="symbols to read besides those seen in income/positions/signals")
-    bn.add_argument("--since", help="UTC start for keys without a watermark (default: 30 days ago)")
-    bn.add_argument("--until", help="UTC end (default: now)")
+    bn.add_argument(
+        "--since",
+        help="UTC start for keys without a watermark: ISO date/time, today, yesterday or e.g. 2d, 36h "
+        "(default: 30 days ago)",
+    )
+    bn.add_argument("--until", help="UTC end, same forms as --since (default: now)")
     bn.add_argument("--account-id", default=None, help="account id to store the data under (default: default)")
     bn.add_argument("--quiet", action="store_true", help="no progress bars")
     bn.set_defaults(func=cmd_ingest_binance)
@@ -391,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     rn = sub.add_parser("run", help="ingest + transform + validate (exit 1 when a check fails)")
     rn.add_argument("--replay", help="ingest this replay directory instead of the Binance API")
-    rn.add_argument("--since", help="UTC start for keys without a watermark (Binance)")
+    rn.add_argument("--since", help="UTC start for keys without a watermark (Binance): ISO, yesterday, 2d, …")
     rn.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("transform", help="dbt build: staging, attribution and marts, with their tests")
@@ -401,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     va = sub.add_parser("validate", help="reconcile the books with the exchange (GX), record and alert mismatches")
     va.add_argument("--run-id", help="id of this validation (default: a new one); re-using an id replaces its alerts")
-    va.add_argument("--docs-dir", help="where to write the GX data docs (default: warehouse/gx_docs)")
+    va.add_argument("--docs-dir", help="where to write the GX data docs (default: beside the warehouse, see config)")
     va.add_argument("--no-docs", action="store_true", help="do not build GX data docs")
     va.add_argument("--no-alerts", action="store_true", help="record mismatches in audit.dq_alerts only")
     va.set_defaults(func=cmd_validate)
@@ -420,22 +431,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-dag", action="store_true", help="hourly: skip the dag.test() measurement")
     bench.set_defaults(func=cmd_bench)
 
-    cfg = sub.add_parser("config", help="show the warehouse settings in effect (no secrets)")
+    cfg = sub.add_parser("config", help="show every setting in effect and where it came from (no secrets)")
     cfg.set_defaults(func=cmd_config)
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    verbose = any(a in ("-v", "--verbose") for a in (sys.argv[1:] if argv is None else argv))
+    configure_logging(verbose)  # before any third-party library is imported
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         return args.func(args)
-    except (ConfigError, ValueError) as exc:
-        print(f"stratpos: {exc}", file=sys.stderr)
+    except StratposError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"stratpos: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:  # a bad value deeper down (e.g. a file's content): one line too
+        if args.verbose:
+            traceback.print_exc()
+        print(f"stratpos: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stratpos: interrupted", file=sys.stderr)
