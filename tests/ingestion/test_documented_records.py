@@ -323,7 +323,10 @@ def test_a_window_past_binance_retention_is_told(duckdb_settings, server, caplog
     caplog.set_level(logging.WARNING)
     api = _api(server)
     run_id = new_run_id()
-    _ingest(duckdb_settings, api, run_id=run_id)  # since = T0 - 1 day: months before the server's now
+    # retention counts back from the exchange's now; the paper exchange's now is its data clock
+    # (X-Sandbox-Data-Clock): put it 200 days after the records
+    server.set_visible_until(doc.T0 + 200 * 86_400_000)
+    _ingest(duckdb_settings, api, run_id=run_id)  # since = T0 - 1 day: months before the exchange's now
     notes = rows(
         duckdb_settings,
         "select status, message from {audit}.ingestion_runs where run_id = ? and source = ?",
