@@ -34,9 +34,13 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 test: setup ## run the whole test suite (MariaDB tests skip unless a server answers or REQUIRE_MYSQL=1)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff lint + format check
+lint: setup ## ruff lint + format check, sqlfluff on the dbt project (.sqlfluff)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@mkdir -p dbt_project/target/sqlfluff
+	DBT_TARGET_PATH=$(CURDIR)/dbt_project/target/sqlfluff STRATPOS_TARGET=duckdb STRATPOS_SCHEMA_PREFIX= \
+	STRATPOS_DUCKDB_PATH=$(CURDIR)/dbt_project/target/sqlfluff/lint.duckdb \
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -45,7 +49,7 @@ format: setup ## apply ruff fixes and formatting
 demo: setup ## paper account → fake Binance API → the real DAG (dag.test) into DuckDB → leaderboard + HTML report
 	$(BIN)/stratpos demo
 
-report: setup ## write warehouse/report.html from the marts of the configured warehouse
+report: setup ## write warehouse/report.html from the marts of the configured warehouse (else the demo's)
 	$(BIN)/stratpos report
 
 airflow: setup ## a local Airflow (api-server, scheduler, dag-processor) on the sandbox, UI on localhost:8080

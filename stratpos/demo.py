@@ -4,27 +4,37 @@
 2. serve it as a fake Binance API on loopback;
 3. run the real Airflow DAG ``stratpos_hourly`` once with ``dag.test()`` (SQLite metadata DB)
    into DuckDB: ingestion through python-binance, dbt through Cosmos, reconciliation;
-4. print the strategy leaderboard (per margin asset: amounts of different assets are never
-   added) and the reconciliation status;
-5. write a self-contained HTML report.
+4. build the dbt documentation site of the demo warehouse;
+5. print the result — the strategy leaderboard read from the mart ``strategy_performance`` (one
+   line per strategy and margin asset: amounts of different assets are never added) and the
+   status of each reconciliation check — and write the self-contained HTML report.
+
+Quiet by design (under 60 lines): the steps, the result and the paths of the report, the docs
+and the logs. Airflow, Cosmos, dbt and GX write to ``{out}/logs/`` (their paths are printed);
+progress bars appear only on a terminal. The demo computes no metric: it prints mart columns.
 
 ``fetch_all`` (a python-binance read of the whole account) is kept for the round-trip test.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from stratpos.warehouse import fetch_rows
+from stratpos.core.settings import PROJECT_ROOT
+from stratpos.report.format import number, pct, ratio
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+DEMO_DIR = PROJECT_ROOT / "warehouse" / "demo"
 
 
 def fetch_all(client, symbols: list[str], start_ms: int, end_ms: int) -> dict[str, int]:
@@ -62,62 +72,152 @@ def fetch_all(client, symbols: list[str], start_ms: int, end_ms: int) -> dict[st
     return dict(counts)
 
 
-STABLE_ASSETS = ("USDT", "USDC", "BUSD", "FDUSD")
-
-
-def _amount(value: Decimal, asset: str) -> str:
-    """An amount with its asset: cents for stablecoins, up to 8 decimals (satoshis) otherwise."""
-    if asset in STABLE_ASSETS:
-        return f"{value:,.2f} {asset}"
-    text = f"{value:,.8f}".rstrip("0").rstrip(".")
-    return f"{'0' if text in ('-0', '') else text} {asset}"
+# --------------------------------------------------------------------------- the result, from the marts
+LEADERBOARD_COLUMNS = (
+    ("strategy", "strategy_id"),
+    ("asset", "margin_asset"),
+    ("positions", "positions_total"),
+    ("closed", "positions_closed"),
+    ("win rate", "win_rate"),
+    ("TP", "take_profit_closes"),
+    ("SL", "stop_loss_closes"),
+    ("net PnL", "realized_pnl_net"),
+    ("max DD", "max_drawdown"),
+    ("PF", "profit_factor"),
+    ("Sharpe", "sharpe_ratio"),
+    ("unrealized", "unrealized_pnl"),
+)
 
 
 def leaderboard(rows: list[dict]) -> Table:
-    """Per-strategy and margin-asset summary of marts.strategy_positions rows (exact Decimal sums).
-
-    Amounts are in the contracts' margin asset (USDT, BTC …) and never added across assets: a
-    strategy trading USDT- and BTC-margined contracts gets a line per asset, each labelled.
-    """
-    stats: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(Decimal))
+    """The strategy leaderboard: ``marts.strategy_performance`` rows as they are, one line per
+    account, strategy and margin asset; every amount is in the line's asset (never added across
+    assets). Win rate, profit factor (PF), max drawdown (max DD) and Sharpe are the mart's."""
+    several = len({r["account_id"] for r in rows}) > 1
+    table = Table(title="Strategy leaderboard per margin asset (marts.strategy_performance)")
+    for label, _ in LEADERBOARD_COLUMNS:
+        table.add_column(label, justify="left" if label in ("strategy", "asset") else "right", no_wrap=True)
     for r in rows:
-        asset = r.get("margin_asset") or f"unknown:{r['symbol']}"
-        s = stats[(r["strategy_id"], asset)]
-        s["positions"] += 1
-        if r["realized_pnl_net"] is None:  # an other-asset fee or income without a conversion price
-            s["unpriced"] += 1
-            net = None
-        else:
-            net = Decimal(str(r["realized_pnl_net"]))
-            s["net"] += net
-        s["unrealized"] += Decimal(str(r["unrealized_pnl"] or 0))
-        if r["status"] == "closed":
-            if net is not None:
-                s["wins" if net > 0 else "losses" if net < 0 else "even"] += 1
-            s[r["close_reason"]] += 1
-    table = Table(title="Strategy leaderboard per margin asset (marts.strategy_positions)")
-    columns = ("strategy", "asset", "positions", "win rate", "TP", "SL", "manual", "external", "liq.")
-    for col in (*columns, "net PnL", "unrealized"):
-        table.add_column(col, justify="left" if col in ("strategy", "asset") else "right")
-    order = sorted(stats.items(), key=lambda kv: (kv[0][1] != "USDT", kv[0][1], -kv[1]["net"], kv[0][0]))
-    for (name, asset), s in order:
-        decided = s["wins"] + s["losses"]
-        rate = f"{s['wins'] / decided:.0%}" if decided else "-"
+        asset = str(r["margin_asset"])
+        unpriced = int(r.get("unpriced_positions") or 0)
+        net = number(r["realized_pnl_net"], asset) + (f" ({unpriced} unpriced)" if unpriced else "")
         table.add_row(
-            name,
+            f"{r['account_id']}/{r['strategy_id']}" if several else str(r["strategy_id"]),
             asset,
-            str(int(s["positions"])),
-            rate,
-            *(str(int(s[k])) for k in ("take_profit", "stop_loss", "manual", "external", "liquidation")),
-            _amount(s["net"], asset) + (f" ({int(s['unpriced'])} unpriced)" if s["unpriced"] else ""),
-            _amount(s["unrealized"], asset),
+            f"{int(r['positions_total']):,}",
+            f"{int(r['positions_closed']):,}",
+            pct(r["win_rate"], 0),
+            str(int(r["take_profit_closes"])),
+            str(int(r["stop_loss_closes"])),
+            net,
+            number(r["max_drawdown"], asset),
+            ratio(r["profit_factor"]),
+            ratio(r["sharpe_ratio"]),
+            number(r["unrealized_pnl"], asset),
         )
     return table
 
 
-def _airflow_env(home: Path, server_url: str, duckdb_path: Path) -> dict[str, str]:
-    from stratpos.config import PROJECT_ROOT
+def read_leaderboard(settings) -> list[dict]:
+    """``marts.strategy_performance``, USDT first, best net PnL first within an asset."""
+    from stratpos.report.data import open_warehouse
+    from stratpos.report.format import asset_order
 
+    with open_warehouse(settings) as db:
+        rows = db.mart("strategy_performance", order="account_id, realized_pnl_net desc, strategy_id")
+    order = asset_order(str(r["margin_asset"]) for r in rows)
+    return sorted(rows, key=lambda r: (str(r["account_id"]), order.index(str(r["margin_asset"]))))
+
+
+def validation_lines(validation: dict | None) -> list[str]:
+    """One line per reconciliation check (R1–R9): status, severity and mismatches, as ``validate`` reported."""
+    if not validation:
+        return ["no validation result (the validate task did not succeed)"]
+    lines = []
+    for c in validation.get("checks", []):
+        name = f" {c['name']}" if c.get("name") else ""
+        found = c.get("mismatches") or 0
+        lines.append(
+            f"   {c.get('check')}{name}: {c.get('status')}"
+            + (f" ({found:,} mismatches, severity {c.get('severity')})" if found else "")
+        )
+    return lines or ["no checks reported"]
+
+
+def print_result(
+    console: Console, settings, out: Path, validation: dict | None, *, docs: Path | None, logs: list[Path]
+) -> Path:
+    """The demo's result: the leaderboard, the checks, then the report (written to ``out``), docs
+    and log paths. Returns the report's path."""
+    from stratpos.report import build_report
+
+    console.print(leaderboard(read_leaderboard(settings)))
+    console.print("[bold]5. reconciliation[/] (run " + str((validation or {}).get("run_id", "—")) + ")")
+    for line in validation_lines(validation):
+        console.print(line, markup=False)
+    report = build_report(settings, out / "report.html", title="stratpos demo", validation=validation)
+    console.print(f"[bold]6. report[/]       {report}", soft_wrap=True)
+    console.print(f"   dbt docs      {docs or '—'}", soft_wrap=True)
+    gx_docs = (validation or {}).get("docs")
+    console.print(f"   GX data docs  {gx_docs or '— (the validate task did not build them)'}", soft_wrap=True)
+    console.print(f"   logs          {', '.join(str(p) for p in logs)}", soft_wrap=True)
+    console.print(f"   warehouse     {settings.describe()}", soft_wrap=True)
+    return report
+
+
+# --------------------------------------------------------------------------- quiet running
+@contextmanager
+def _output_to(log: Path) -> Iterator[object]:
+    """Everything written to file descriptors 1 and 2 — Python, C libraries, child processes,
+    Airflow/Cosmos/dbt/GX loggers — goes to ``log``; yields a stream on the real stdout."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    real = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with open(log, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        file_handler = logging.FileHandler(log, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.handlers = [file_handler]
+        root.setLevel(logging.INFO)
+        try:
+            yield real
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            root.handlers, root.level = handlers, level
+            file_handler.close()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            real.close()
+
+
+def _progress(label: str, stream) -> Callable[[int, int], None] | None:
+    """A progress bar on ``stream`` when it is a terminal; none otherwise (no frames in logs or pipes)."""
+    if not stream.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="min", desc=label, leave=False, mininterval=0.5, file=stream)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+# --------------------------------------------------------------------------- the demo
+def _airflow_env(home: Path, server_url: str, duckdb_path: Path) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -152,24 +252,41 @@ def run_dag_once(since: str) -> dict:
     return {"state": str(run.state), "tasks": states, "validation": validation}
 
 
-def run_demo(out: Path, days: float = 7, seed: int = 42) -> int:
-    import logging
+def run_demo(out: Path, days: float = 7, seed: int = 42, strategies: int | None = None) -> int:
+    """The demo into ``out`` (re-created); prints the steps, the result and the paths (under 60 lines)."""
+    import shutil
+
+    out = out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    logs = out / "logs"
+    logs.mkdir(parents=True)
+    log = logs / "demo.log"
+    with _output_to(log) as real:
+        console = Console(file=real, width=max(Console(file=real).width, 140), highlight=False)
+        try:
+            return _demo(console, real, out, log, days=days, seed=seed, strategies=strategies)
+        except Exception as exc:  # the details are in the log; the terminal gets one line and its path
+            logging.getLogger(__name__).exception("demo failed")
+            console.print(
+                f"[red]demo failed: {type(exc).__name__}: {str(exc)[:300]}[/] (details: {log})", soft_wrap=True
+            )
+            return 1
+
+
+def _demo(console: Console, real, out: Path, log: Path, *, days: float, seed: int, strategies: int | None) -> int:
     import shutil
     import subprocess
-    import sys
 
     from sandbox.generator import GenerateConfig, generate
     from sandbox.server import SandboxServer, ServerConfig
-    from stratpos.cli import _progress_bar
-    from stratpos.config import load_settings
-    from stratpos.report import build_report
+    from stratpos.core.settings import load_settings
+    from stratpos.pipeline import ingest_replay
+    from stratpos.transform import generate_docs
 
-    logging.getLogger("sandbox.server").setLevel(logging.WARNING)
-    console = Console(width=max(Console().width, 120))
-    out = out.resolve()
-    shutil.rmtree(out, ignore_errors=True)
     replay, home, duckdb_path = out / "replay", out / "airflow", out / "stratpos.duckdb"
-    cfg = GenerateConfig(out=replay, days=days, seed=seed, progress=_progress_bar("simulating"))
+    console.print(f"stratpos demo → {out}  (logs of Airflow, Cosmos, dbt and GX: {log})")
+    extra = {"strategies": strategies} if strategies else {}
+    cfg = GenerateConfig(out=replay, days=days, seed=seed, progress=_progress("simulating", real), **extra)
     summary = generate(cfg)
     console.print(
         f"[bold]1. paper account[/] {replay}: {summary.fills:,} fills, {summary.signals:,} signals, "
@@ -177,48 +294,34 @@ def run_demo(out: Path, days: float = 7, seed: int = 42) -> int:
     )
     with SandboxServer(replay, config=ServerConfig(weight_limit_1m=100_000)) as server:
         console.print(f"[bold]2. fake Binance API[/] at {server.url}")
-        env = _airflow_env(home, server.url, duckdb_path)
-        os.environ.update(env)
+        os.environ.update(_airflow_env(home, server.url, duckdb_path))
         # the trade engine's side of the account — its signals and explicit order links — comes
         # from the signal source, not from Binance: load those two files as a small replay
         source = out / "signal_source"
         source.mkdir()
         for name in ("account.json", "signals.jsonl", "order_links.jsonl"):
-            shutil.copy(replay / name, source / name)
-        from stratpos.pipeline import ingest_replay
-
-        for st in ingest_replay(load_settings(), source):
-            console.print(f"   signal source {st['source']}: {st['loaded']:,} loaded")
-        migrate = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True, text=True
-        )
+            if (replay / name).exists():  # an account without explicit links has no links file
+                shutil.copy(replay / name, source / name)
+        loaded = ", ".join(f"{st['source']} {st['loaded']:,}" for st in ingest_replay(load_settings(), source))
+        console.print(f"   signal source loaded: {loaded}")
+        airflow = Path(sys.executable).with_name("airflow")
+        migrate = subprocess.run([str(airflow), "db", "migrate"], stdout=sys.stdout, stderr=subprocess.STDOUT)
         if migrate.returncode != 0:
-            console.print(migrate.stderr[-2000:])
-            raise RuntimeError("airflow db migrate failed")
-        console.print("[bold]3. running DAG stratpos_hourly with dag.test()[/] (ingest → dbt via Cosmos → validate)")
+            raise RuntimeError(f"airflow db migrate exited {migrate.returncode}")
+        console.print("[bold]3. DAG stratpos_hourly[/] with dag.test(): ingest → dbt via Cosmos → validate …")
         started = time.perf_counter()
         result = run_dag_once(cfg.start.isoformat())
         console.print(f"   DAG run {result['state']} in {time.perf_counter() - started:.0f} s")
     failed = {k: v for k, v in result["tasks"].items() if v != "success"}
-    for name, state in sorted(failed.items()):
+    for name, state in sorted(failed.items())[:10]:
         console.print(f"   [red]{name}: {state}[/]")
+    if len(failed) > 10:
+        console.print(f"   [red]… and {len(failed) - 10} more tasks did not succeed[/]")
     settings = load_settings()
-    rows = fetch_rows(settings, "marts", "strategy_positions")
-    console.print(leaderboard(rows))
-    validation = result["validation"]
-    console.print("[bold]4. reconciliation[/] " + _validation_line(validation))
-    report = build_report(settings, out / "report.html", title="stratpos demo", validation=validation)
-    console.print(f"[bold]5. report[/] {report}")
+    started = time.perf_counter()
+    docs = generate_docs(settings, target_path=out / "dbt") / "static_index.html"
+    console.print(f"[bold]4. dbt docs[/] built in {time.perf_counter() - started:.0f} s")
+    print_result(console, settings, out, result["validation"], docs=docs, logs=[log, home / "logs"])
     ok = result["state"] == "success" and not failed
     console.print("[green]demo complete[/]" if ok else "[red]the DAG run did not succeed; see the task states above[/]")
     return 0 if ok else 1
-
-
-def _validation_line(validation: dict | None) -> str:
-    if not validation:
-        return "no validation result (the validate task did not succeed)"
-    checks = validation.get("checks", [])
-    failed = [c["check"] for c in checks if c.get("status") == "failed"]
-    warned = [c["check"] for c in checks if c.get("status") == "warned"]
-    passed = [c["check"] for c in checks if c.get("status") == "passed"]
-    return f"passed {', '.join(passed) or '-'}; warned {', '.join(warned) or '-'}; failed {', '.join(failed) or '-'}"

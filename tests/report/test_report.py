@@ -1,8 +1,9 @@
-"""The HTML report (stratpos/report.py): built from a sandbox warehouse and from an empty one,
+"""The HTML report (stratpos/report/): built from a sandbox warehouse and from an empty one,
 with reconciliation results from the caller or from ``audit.dq_alerts``, and rendered by headless
 Chromium to prove the charts are drawn.
 
-Expected numbers come from SQL on the marts (exact DECIMAL sums), not from the report code.
+Expected numbers come from SQL on the marts (exact DECIMAL sums), not from the report code, which
+only reads mart columns.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from ingestion.replay import load_replay
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
 from sandbox.instruments import DEFAULT_SYMBOLS
-from stratpos.config import PROJECT_ROOT, Settings
+from stratpos.core.settings import PROJECT_ROOT, Settings
+from stratpos.core.warehouse import duckdb_connection, ensure_schemas, mysql_connection
 from stratpos.report import build_report
 from stratpos.transform import run_dbt
-from stratpos.warehouse import duckdb_connection, ensure_schemas, mysql_connection
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
@@ -200,7 +201,18 @@ def test_report_structure_matches_the_marts(sandbox_warehouse: Settings, sandbox
         assert cells[0] == sid
         assert cells[1] == f"{n:,}" and cells[2] == f"{int(closed):,}" and cells[9] == f"{int(opened):,}"
         assert cells[4] == money(net, asset), (sid, asset)
-    assert '<tbody class="bucket"><tr data-strategy="unattributed" data-asset="USDT">' in page
+    # profit factor, max drawdown and Sharpe of each strategy are strategy_performance's, rounded
+    for sid, asset, pf, dd, sharpe in query(
+        sandbox_warehouse,
+        "select strategy_id, margin_asset, profit_factor, max_drawdown, sharpe_ratio from marts.strategy_performance",
+    ):
+        cells = doc.leaderboard[(sid, asset)]
+        assert cells[11] == ("—" if pf is None else money(pf)), (sid, asset)
+        assert cells[12] == money(dd, asset), (sid, asset)
+        assert cells[13] == ("—" if sharpe is None else money(Decimal(repr(sharpe)))), (sid, asset)
+    assert any(c[13] != "—" for c in doc.leaderboard.values())  # a 2-day account has Sharpe ratios
+    assert doc.leaderboard[("unattributed", "USDT")][12:] == ["—", "—"]  # a bucket has no daily curve
+    assert '<tbody class="bucket"><tr data-strategy="unattributed" data-asset="USDT" data-account="default">' in page
     # one table, one footer total and one line of KPI cards per margin asset: USDT first, then BTC
     totals = query(
         sandbox_warehouse,
@@ -219,38 +231,50 @@ def test_report_structure_matches_the_marts(sandbox_warehouse: Settings, sandbox
         doc.totals[1][4] == money(by_asset["BTC"][0], "BTC") != money(by_asset["BTC"][0] + by_asset["USDT"][0], "BTC")
     )
 
-    # 2. equity: a chart per margin asset, one line per strategy that has exits in it
+    # 2. equity: a chart per margin asset, one line per strategy with a daily curve in it, ending
+    #    at the curve's last cumulative net PnL
     charts = {c["asset"]: c for c in doc.of("equity")}
     lines = dict(
         query(
             sandbox_warehouse,
-            "select margin_asset, count(distinct strategy_id) from marts.strategy_positions "
-            "where exit_time is not null and realized_pnl_net is not null group by margin_asset",
+            "select margin_asset, count(distinct strategy_id) from marts.strategy_daily_pnl group by margin_asset",
         )
     )
-    assert set(charts) == set(lines)
+    assert set(charts) == set(lines) == {"USDT", "BTC"}
     for asset, n in lines.items():
         assert charts[asset]["lines"] == n and charts[asset]["marks"] > n
-        assert f"cumulative net realized PnL ({asset})" in page
-    assert "exit time (UTC)" in page
-
-    # 3. outcomes: one segment per (strategy, close reason) of closed positions
-    (segments,) = query(
+        assert f"cumulative net PnL ({asset})" in page
+    for sid, asset, final in query(
         sandbox_warehouse,
-        "select count(*) from (select distinct strategy_id, close_reason from marts.strategy_positions "
-        "where status = 'closed' and close_reason is not null) s",
-    )[0]
-    [outcomes] = doc.of("outcomes")
-    assert len(re.findall(r'<rect class="bar"', page.split('data-chart="outcomes"')[1].split("</svg>")[0])) == segments
-    assert outcomes["marks"] > segments  # plus the legend keys
+        "select strategy_id, margin_asset, cumulative_net_pnl from marts.strategy_daily_pnl d where pnl_date = "
+        "(select max(pnl_date) from marts.strategy_daily_pnl e where e.strategy_id = d.strategy_id "
+        "and e.margin_asset = d.margin_asset)",
+    ):
+        assert f"<title>{sid}: {money(final, asset)} {asset} after " in page
+    assert "end of UTC day" in page
 
-    # 4. attribution: the top 5 shared episodes, in order, each with a chart
+    # 3. outcomes: a chart per margin asset, one segment per (strategy, close reason) with closes
+    segments = dict(
+        query(
+            sandbox_warehouse,
+            "select margin_asset, count(*) from marts.strategy_close_reasons where closes > 0 group by 1",
+        )
+    )
+    outcomes = {c["asset"]: c for c in doc.of("outcomes")}
+    assert set(outcomes) == set(segments)
+    for asset, n in segments.items():
+        svg = page.split(f'data-chart="outcomes" data-asset="{asset}"')[1].split("</svg>")[0]
+        assert len(re.findall(r'<rect class="bar"', svg)) == n
+        assert outcomes[asset]["marks"] > n  # plus the legend keys
+
+    # 4. attribution: the top 5 episodes shared by two or more strategies, in order, each with a chart
     top = [
         r[0]
         for r in query(
             sandbox_warehouse,
-            "select exchange_position_id from marts.exchange_positions where total_contributions >= 2 "
-            "order by total_contributions desc, peak_quantity desc, exchange_position_id limit 5",
+            "select exchange_position_id from marts.multi_strategy_positions "
+            "group by exchange_position_id, contribution_count, episode_peak_quantity "
+            "order by contribution_count desc, episode_peak_quantity desc, exchange_position_id limit 5",
         )
     ]
     assert len(top) == 5
@@ -312,33 +336,24 @@ def test_empty_warehouse_renders(warehouse_settings: Settings, tmp_path: Path):
     assert doc.charts == [] and doc.leaderboard == {}
 
 
-def test_marts_built_before_margin_assets_still_render(warehouse_settings: Settings, tmp_path: Path):
-    """A strategy_positions without margin_asset / other_fees / other_income (an older build): the
-    amounts are shown under an 'unknown:{symbol}' asset, one per symbol, never added together."""
+def test_a_warehouse_without_the_performance_marts_says_so(warehouse_settings: Settings, tmp_path: Path):
+    """A warehouse built before the performance marts existed (strategy_positions only): the report
+    names the missing marts and the command that builds them, and computes nothing from positions."""
     ensure_schemas(warehouse_settings)
     q = "`" if warehouse_settings.target == "mysql" else '"'
     table = f"{q}{warehouse_settings.schema('marts')}{q}.{q}strategy_positions{q}"
-    money_cols = ", ".join(
-        f"{c} decimal(38,18)"
-        for c in ("realized_pnl", "realized_pnl_net", "fees", "funding_fees", "open_quantity", "unrealized_pnl")
-    )
     execute(
         warehouse_settings,
         [
-            f"create table {table} (strategy_position_id varchar(64), strategy_id varchar(64), symbol varchar(32), "
-            f"status varchar(8), close_reason varchar(16), entry_time timestamp, exit_time timestamp, {money_cols})",
-            f"insert into {table} values "
-            "('P1', 's1', 'BTCUSDT', 'closed', 'take_profit', '2026-01-01 00:00:00', '2026-01-01 01:00:00', "
-            "3, 2.5, 0.5, 0, 0, 0), "
-            "('P2', 's1', 'ETHBTC', 'closed', 'stop_loss', '2026-01-01 00:00:00', '2026-01-01 02:00:00', "
-            "-0.001, -0.00105, 0.00005, 0, 0, 0)",
+            f"create table {table} (strategy_position_id varchar(64), strategy_id varchar(64), "
+            "realized_pnl_net decimal(38,18))",
+            f"insert into {table} values ('P1', 's1', 2.5)",
         ],
     )
     page = build_report(warehouse_settings, tmp_path / "old.html").read_text()
-    doc = parse(page)
-    assert set(doc.leaderboard) == {("s1", "unknown:BTCUSDT"), ("s1", "unknown:ETHBTC")}
-    assert doc.leaderboard[("s1", "unknown:BTCUSDT")][4] == "2.50000000"  # not a stablecoin: 8 places
-    assert doc.leaderboard[("s1", "unknown:ETHBTC")][4] == "-0.00105000"
+    assert parse(page).leaderboard == {}
+    assert "No positions yet (marts strategy_performance, account_performance" in page
+    assert "run `stratpos transform`" in page and "2.50" not in page
 
 
 def test_validation_argument_is_rendered_and_escaped(warehouse_settings: Settings, tmp_path: Path):
@@ -468,36 +483,43 @@ def _assert_busy_png(path: Path, width: int, height: int) -> None:
     assert changing >= h // 10, f"only {changing} of {h} rows differ from the row above"
 
 
-# --------------------------------------------------------------------------- the demo's console leaderboard
-def test_demo_leaderboard_is_per_margin_asset():
-    """``stratpos demo`` prints a line per strategy and margin asset, each amount with its asset."""
+# --------------------------------------------------------------------------- the demo's result
+def test_demo_result_is_short_and_read_from_the_marts(sandbox_warehouse: Settings, tmp_path: Path):
+    """``stratpos demo``'s result (leaderboard, R1–R9, paths) on the 4-strategy, 2-asset account: a line
+    per strategy_performance row with the mart's figures, every check, the report and docs paths —
+    and few lines (the whole demo must stay under 60)."""
+    from io import StringIO
+
     from rich.console import Console
 
-    from stratpos.demo import leaderboard
+    from stratpos.demo import print_result
 
-    def row(sid, asset, symbol, net, status="closed", reason="take_profit", unrealized="0"):
-        return {
-            "strategy_id": sid,
-            "margin_asset": asset,
-            "symbol": symbol,
-            "realized_pnl_net": None if net is None else Decimal(net),
-            "unrealized_pnl": Decimal(unrealized),
-            "status": status,
-            "close_reason": reason if status == "closed" else None,
-        }
-
-    rows = [
-        row("s1", "USDT", "BTCUSDT", "12.5"),
-        row("s1", "USDT", "BTCUSDT", "-2.25", reason="stop_loss"),
-        row("s1", "BTC", "ETHBTC", "0.00012"),
-        row("s1", "BTC", "ETHBTC", None, status="open", unrealized="-0.00003"),  # an unpriced conversion
-        row("s2", "USDT", "ETHUSDT", "-1"),
+    checks = [
+        {"check": f"R{i}", "name": f"check{i}", "severity": "fail", "status": "passed", "mismatches": 0}
+        for i in range(1, 10)
     ]
-    console = Console(width=200, record=True)
-    console.print(leaderboard(rows))
+    checks[7] = {"check": "R8", "name": "linkage", "severity": "warn", "status": "warned", "mismatches": 12}
+    docs, gx = tmp_path / "dbt" / "static_index.html", tmp_path / "gx" / "index.html"
+    validation = {"run_id": "run-7", "checks": checks, "docs": str(gx)}
+    console = Console(file=StringIO(), width=140, record=True)
+    report = print_result(
+        console, sandbox_warehouse, tmp_path, validation, docs=docs, logs=[tmp_path / "logs" / "demo.log"]
+    )
     text = console.export_text()
-    lines = {tuple(c.strip() for c in line.split("│")[1:3]): line for line in text.splitlines() if "│" in line}
-    assert set(lines) == {("s1", "USDT"), ("s1", "BTC"), ("s2", "USDT")}
-    assert "10.25 USDT" in lines[("s1", "USDT")] and "50%" in lines[("s1", "USDT")]
-    assert "0.00012 BTC (1 unpriced)" in lines[("s1", "BTC")] and "-0.00003 BTC" in lines[("s1", "BTC")]
-    assert "10.25012" not in text  # USDT and BTC never added
+    lines = text.splitlines()
+    assert len(lines) <= 40, text  # + the 8 step lines of run_demo
+    assert report.exists() and str(report) in text and str(docs) in text and str(gx) in text
+    assert "R8 linkage: warned (12 mismatches, severity warn)" in text
+    assert sum(1 for line in lines if re.match(r"\s+R\d ", line)) == 9
+    rows = {tuple(c.strip() for c in line.split("│")[1:3]): line for line in lines if line.count("│") > 3}
+    expected = query(
+        sandbox_warehouse,
+        "select strategy_id, margin_asset, realized_pnl_net, positions_closed, profit_factor "
+        "from marts.strategy_performance",
+    )
+    assert set(rows) == {(sid, asset) for sid, asset, *_ in expected}  # no unattributed line
+    for sid, asset, net, closed, pf in expected:
+        cells = [c.strip() for c in rows[(sid, asset)].split("│")[1:-1]]
+        net_text = money(net, asset) if asset == "USDT" else money(net, asset).rstrip("0").rstrip(".")
+        assert cells[3] == str(closed) and cells[7] == net_text, (sid, asset, cells)
+        assert cells[9] == ("—" if pf is None else money(pf)), (sid, asset, cells)

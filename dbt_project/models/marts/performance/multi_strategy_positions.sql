@@ -28,6 +28,15 @@ episode_totals as (
     group by exchange_position_id
 ),
 
+buckets as (
+    -- the episode's unattributed bucket position (its own-entry realized PnL), when it has one
+    select
+        exchange_position_id,
+        realized_pnl
+    from {{ ref('strategy_positions') }}
+    where strategy_id = 'unattributed'
+),
+
 per_strategy as (
     select
         exchange_position_id,
@@ -72,12 +81,16 @@ final as (
         {{ dec18('t.contributed_quantity') }} as episode_contributed_quantity,
         {{ dec18('t.attributed_pnl') }} as episode_attributed_pnl,
         {{ dec18('t.exchange_realized_pnl') }} as episode_exchange_realized_pnl,
+        {{ dec18('t.exchange_realized_pnl - t.attributed_pnl') }} as episode_averaging_effect,
         e.realized_pnl as episode_realized_pnl,
+        {{ dec18('e.realized_pnl - t.exchange_realized_pnl') }} as episode_unattributed_exchange_pnl,
+        {{ dec18('b.realized_pnl') }} as episode_unattributed_pnl,
         e.unattributed_quantity as episode_unattributed_quantity
     from per_strategy as p
     inner join episode_totals as t on p.exchange_position_id = t.exchange_position_id
     inner join episodes as e on p.exchange_position_id = e.exchange_position_id
     left join margin_assets as m on e.symbol = m.symbol
+    left join buckets as b on p.exchange_position_id = b.exchange_position_id
     where t.strategy_count >= 2
 )
 

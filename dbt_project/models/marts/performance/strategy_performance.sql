@@ -99,6 +99,7 @@ final as (
         s.positions_open,
         s.positions_partial,
         s.positions_closed,
+        s.positions_open + s.positions_partial as positions_holding,
         {{ trade_stats_ratios() }},
         s.take_profit_closes,
         s.stop_loss_closes,

@@ -16,11 +16,19 @@ ranked as (
         *,
         row_number() over (
             partition by account_id, strategy_id, asset_group
-            order by case when realized_pnl_net is null then 1 else 0 end, realized_pnl_net desc, exit_time_ms, strategy_position_id
+            order by
+                case when realized_pnl_net is null then 1 else 0 end asc,
+                realized_pnl_net desc,
+                exit_time_ms asc,
+                strategy_position_id asc
         ) as best_rank,
         row_number() over (
             partition by account_id, strategy_id, asset_group
-            order by case when realized_pnl_net is null then 1 else 0 end, realized_pnl_net, exit_time_ms, strategy_position_id
+            order by
+                case when realized_pnl_net is null then 1 else 0 end asc,
+                realized_pnl_net asc,
+                exit_time_ms asc,
+                strategy_position_id asc
         ) as worst_rank,
         count(*) over (partition by account_id, strategy_id, asset_group) as strategy_trades
     from positions
