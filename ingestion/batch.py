@@ -17,10 +17,9 @@ import json
 import logging
 import operator
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO, NamedTuple
 
 from ingestion.records import (
@@ -36,6 +35,7 @@ from ingestion.records import (
 )
 from ingestion.schema import RAW_TABLES
 from ingestion.store import RawStore, rows_to_arrow, utcnow
+from stratpos.core.runid import new_run_id as new_run_id  # re-exported: run ids are core's
 
 log = logging.getLogger(__name__)
 MAX_SOURCE_CHARS = 255  # raw.quarantine / audit.ingestion_runs keep the source in a varchar(255) key column
@@ -132,10 +132,6 @@ def _with_loaded_at(arrow, loaded_at: datetime):
     i = arrow.schema.get_field_index("loaded_at")
     field = arrow.schema.field(i)
     return arrow.set_column(i, field, pa.array([loaded_at] * arrow.num_rows, field.type))
-
-
-def new_run_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
