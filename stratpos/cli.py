@@ -235,6 +235,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     since_ms = epoch_ms(args.since, option="--since")
     print(f"stratpos run on {settings.describe()}")
+    if not args.replay and settings.accounts in ((), ("default",)):
+        from ingestion.binance_client import resolve_credentials
+
+        creds = resolve_credentials()
+        if not creds.real_key:
+            _require_sandbox(creds)
     _announce_new_warehouse(settings)
     if args.replay:
         stats = pipeline.ingest_replay(settings, Path(args.replay))

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from expectations.checks import CHECKS, MISMATCH_COLUMNS, Check
 from expectations.suites import FAILED, PASSED, WARNED
-from ingestion.schema import Column, Table
-from stratpos.config import PROJECT_ROOT, Settings
-from stratpos.warehouse import duckdb_connection, ensure_schemas, mysql_connection
+from stratpos.core.ddl import Column, Table
+from stratpos.core.settings import PROJECT_ROOT, Settings
+from stratpos.core.warehouse import duckdb_connection, ensure_schemas, mysql_connection
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _num(value: Decimal | None) -> str:
 
 
 def new_validation_run_id() -> str:
-    from ingestion.batch import new_run_id
+    from stratpos.core.runid import new_run_id
 
     return f"validate-{new_run_id()}"
 
@@ -342,7 +342,7 @@ def run_validation(
         settings,
         _frames({c.check_id: read[c.check_id] for c in gx_checks}) if settings.target == "duckdb" else None,
         checks=gx_checks,
-        docs_dir=docs_dir,
+        docs_dir=settings.gx_docs_path if docs_dir is DEFAULT_DOCS_DIR else docs_dir,  # beside the warehouse
         run_name=run_id,
     )
 
