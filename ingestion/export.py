@@ -36,7 +36,7 @@ from ingestion.batch import Batch, BatchStats, new_run_id
 from ingestion.binance_client import BinanceApi, BinanceIngestError
 from ingestion.records import KINDS
 from ingestion.store import RawStore
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

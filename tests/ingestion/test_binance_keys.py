@@ -25,7 +25,7 @@ from ingestion.binance_source import ingest_binance
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig, make_client
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 SINCE = int(START.timestamp() * 1000) - 86_400_000
