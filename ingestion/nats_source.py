@@ -52,7 +52,7 @@ from pydantic import SecretStr
 from ingestion.batch import Batch, BatchStats, new_run_id
 from ingestion.records import raw_hash
 from ingestion.store import RawStore
-from stratpos.config import ConfigError, Settings
+from stratpos.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from stratpos.config import ConfigError, Settings
+from stratpos.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

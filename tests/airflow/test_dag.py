@@ -13,7 +13,7 @@ import importlib.util
 
 import pytest
 
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
 from tests.airflow.conftest import SINCE, airflow_env
 from tests.airflow.helpers import errors_in, run_child, stratpos_env
 from tests.dbt.truth import diff_against_truth

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ingestion.replay import load_replay
 from stratpos.alerts import load_channels
-from stratpos.config import Settings
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import duckdb_connection, mysql_connection
 from stratpos.transform import run_dbt
 from stratpos.validate import ValidationReport, run_validation
-from stratpos.warehouse import duckdb_connection, mysql_connection
 
 
 def build(settings: Settings, replay: Path) -> None:

@@ -18,8 +18,8 @@ import pytest
 from ingestion.replay import load_replay
 from sandbox.generator import GenerateConfig, generate
 from stratpos.cli import main
-from stratpos.config import Settings
-from stratpos.warehouse import drop_schemas
+from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from tests.reconciliation.helpers import (
     build,
     copy_duckdb,
