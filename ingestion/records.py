@@ -833,10 +833,10 @@ def check_row(table_name: str, row: dict) -> str | None:
     sized, ints, texts = checks
     for name, size in sized:
         v = row.get(name)
-        if v.__class__ is str:
+        if v.__class__ is str and (len(v) > size or not v.isascii()):  # one test on the usual path
             if len(v) > size:
                 return f"{name}: longer than the column's {size} characters (got {len(v)})"
-            if not v.isascii() and not _encodable(v):
+            if not _encodable(v):
                 return f"{name}: not encodable as UTF-8 (a lone surrogate such as \\ud800)"
     for name in ints:
         v = row.get(name)
