@@ -46,7 +46,6 @@ class SuiteOutcome:
     check: Check
     status: str
     reasons: list[str] = field(default_factory=list)
-    row_count: int | None = None
 
 
 @dataclass
@@ -55,10 +54,15 @@ class CheckpointOutcome:
     docs_index: Path | None = None
 
 
+def quiet_gx() -> None:
+    """GX logs every registration and metric at INFO/DEBUG (hundreds of lines a run, even under
+    ``-v``); the run's own per-check summary says what matters. Called before GX is imported."""
+    for name in ("great_expectations", "great_expectations.expectations.registry", "gx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _context(docs_dir: Path | None):
-    # GX logs every registration at INFO; the run's own summary says what matters
-    gx_log = logging.getLogger("great_expectations")
-    gx_log.setLevel(max(gx_log.getEffectiveLevel(), logging.WARNING))
+    quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -159,7 +163,7 @@ def run_checkpoint(
             continue
         suite_result = next(iter(result.run_results.values()))
         status, reasons = check_status(suite_result)
-        outcomes[check.check_id] = SuiteOutcome(check, status, reasons, _observed_row_count(suite_result))
+        outcomes[check.check_id] = SuiteOutcome(check, status, reasons)
 
     docs_index = None
     if docs_dir is not None:
@@ -179,11 +183,3 @@ def _clear_site(docs_dir: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-
-
-def _observed_row_count(suite_result: Any) -> int | None:
-    for r in suite_result.results:
-        if r.expectation_config.type == "expect_table_row_count_to_equal":
-            value = (r.result or {}).get("observed_value")
-            return int(value) if value is not None else None
-    return None

@@ -6,8 +6,9 @@ A mismatch relation is a list of reasons why a check does not hold. Its suite as
 2. no row has severity ``fail`` — fail (the check's failing mismatches);
 3. the relation is empty — warn (mismatches that are only warnings, e.g. R8).
 
-The expectation's ``meta.severity`` says what its failure means; :func:`check_status` turns a
-validation result into passed / warned / failed.
+Each expectation carries GX's native severity (``critical`` for 1 and 2, ``warning`` for 3):
+GX's validation result is the single source of a check's status — :func:`check_status` maps its
+worst failed severity (``get_max_severity_failure``) to passed / warned / failed, nothing else.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def reconciliation_suite(check: Check):
     """The ExpectationSuite of one check (a new GX object on every call)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     suite = gx.ExpectationSuite(
         name=check.suite_name,
@@ -32,20 +34,23 @@ def reconciliation_suite(check: Check):
         gxe.ExpectTableColumnsToMatchSet(
             column_set=list(MISMATCH_COLUMNS),
             exact_match=True,
-            meta={"severity": "fail", "rule": "the relation has the mismatch columns"},
+            severity=FailureSeverity.CRITICAL,
+            meta={"rule": "the relation has the mismatch columns"},
         )
     )
     suite.add_expectation(
         gxe.ExpectColumnValuesToNotBeInSet(
             column="severity",
             value_set=["fail"],
-            meta={"severity": "fail", "rule": f"{check.check_id}: {check.title}"},
+            severity=FailureSeverity.CRITICAL,
+            meta={"rule": f"{check.check_id}: {check.title}"},
         )
     )
     suite.add_expectation(
         gxe.ExpectTableRowCountToEqual(
             value=0,
-            meta={"severity": "warn", "rule": f"{check.check_id} has no mismatches, not even warnings"},
+            severity=FailureSeverity.WARNING,
+            meta={"rule": f"{check.check_id} has no mismatches, not even warnings"},
         )
     )
     return suite
@@ -59,26 +64,26 @@ def all_suites() -> list:
 def check_status(validation_result: Any) -> tuple[str, list[str]]:
     """passed / warned / failed for one suite's validation result, with the reasons.
 
-    An expectation that raised (e.g. the relation is missing) counts as a failure.
+    The status is GX's: its worst failed severity (``critical`` → failed, ``warning`` or ``info``
+    → warned); success → passed. An expectation that raised (e.g. the relation is missing) did
+    not succeed and counts with its own severity — the column-set expectation is critical.
     """
-    status = PASSED
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
     reasons: list[str] = []
     for r in validation_result.results:
         if r.success:
             continue
         config = r.expectation_config
-        severity = (config.meta or {}).get("severity", "fail")
         raised = _raised(r.exception_info)
         if raised:
-            severity = "fail"
             reasons.append(f"{config.type} raised: {raised[0].get('exception_message', '')[:300]}")
         else:
             reasons.append(f"{config.type}: {(config.meta or {}).get('rule', '')}")
-        if severity == "fail":
-            status = FAILED
-        elif status == PASSED:
-            status = WARNED
-    return status, reasons
+    if validation_result.success:
+        return PASSED, reasons
+    worst = validation_result.get_max_severity_failure()
+    return (FAILED if worst in (FailureSeverity.CRITICAL, None) else WARNED), reasons
 
 
 def _raised(exception_info: Any) -> list[dict]:

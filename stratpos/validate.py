@@ -8,8 +8,12 @@ One run:
    checkpoint, and builds the GX data docs of this validation;
 3. writes every mismatch to ``{prefix}audit.dq_alerts`` (idempotent per run id: a re-run of
    the same run id replaces its rows);
-4. sends one alert per run to every configured channel (:mod:`stratpos.alerts`) when a
-   check failed or warned.
+4. tells every configured channel what changed since it last heard (:mod:`stratpos.alerts`:
+   a check that starts failing, a new failing key, a recovery; standing warnings once a day).
+
+GX alone decides each check's status (:func:`expectations.suites.check_status`); this module
+only reads, writes and reports. A warehouse without any reconciliation relation (never
+transformed) raises :class:`NothingToValidate`: nothing is written, nobody is alerted.
 
 The CLI and the Airflow DAG both call :func:`run_validation`; its report renders the
 per-check summary and gives the exit code (0 when nothing failed, 1 otherwise).
@@ -172,25 +176,32 @@ class ValidationReport:
         }
 
     def render(self) -> str:
-        """The per-check summary the CLI prints."""
-        lines = [f"validation {self.run_id} on {self.target}: {self.status.upper()}"]
+        """The summary the CLI prints: one line per check (with its worst key), then the result."""
+        lines = []
         for r in self.results:
-            if r.mismatches:
-                counts = f"{len(r.failures)} failing, {len(r.warnings)} warning"
-            else:
-                counts = "not validated" if r.error else "no mismatches"
-            lines.append(f"  {r.status.upper():<7} {r.check.check_id} {r.check.name:<22} {counts}")
             if r.error:
-                lines.append(f"          error: {r.error}")
-            for m in r.worst():
-                lines.append(f"          [{m.severity}] {m.describe()}")
-            if len(r.mismatches) > WORST_KEYS:
-                lines.append(f"          … {len(r.mismatches) - WORST_KEYS} more in audit.dq_alerts")
+                detail = f"not validated: {r.error}"
+            elif r.mismatches:
+                worst = r.worst(1)[0]
+                detail = f"{len(r.failures)} failing, {len(r.warnings)} warning; worst {worst.describe()}"
+            else:
+                detail = "no mismatches"
+            lines.append(f"  {r.status.upper():<7} {r.check.check_id} {r.check.name:<22} {detail}")
+        lines.append(f"validation {self.run_id} on {self.target}: {self.status.upper()}")
         if self.docs_index:
             lines.append(f"GX data docs: {self.docs_index}")
         for d in self.deliveries:
             lines.append(f"alert via {d.channel}: {'sent' if d.ok else 'FAILED: ' + d.error}")
         return "\n".join(lines)
+
+
+class NothingToValidate(RuntimeError):
+    """No reconciliation relation exists yet (``stratpos transform`` never ran on this warehouse)."""
+
+    exit_code = 3
+
+    def __init__(self, warehouse: str):
+        super().__init__(f"nothing to validate yet — run stratpos transform first ({warehouse})")
 
 
 class ValidationFailed(RuntimeError):
@@ -310,12 +321,6 @@ def _frames(read: dict[str, list[Mismatch] | Exception]) -> dict:
     return frames
 
 
-def _status_of_rows(rows: list[Mismatch]) -> str:
-    if any(m.severity == "fail" for m in rows):
-        return FAILED
-    return WARNED if rows else PASSED
-
-
 def run_validation(
     settings: Settings,
     *,
@@ -337,6 +342,9 @@ def run_validation(
     started = datetime.now(UTC)
     read = read_relations(settings, checks)
     missing = [c for c in checks if isinstance(read[c.check_id], Exception)]
+    if checks and len(missing) == len(checks):
+        # no reconciliation relation at all: the warehouse was never transformed — not a failure
+        raise NothingToValidate(settings.describe())
     gx_checks = [c for c in checks if c not in missing]
     outcome = run_checkpoint(
         settings,
@@ -353,24 +361,17 @@ def run_validation(
             error = f"cannot read {_relation(settings, check.relation)} (run `stratpos transform`?): {rows}"
             results.append(CheckResult(check, FAILED, [], [], error.replace("\n", " ")[:500]))
             continue
-        gx = outcome.outcomes[check.check_id]
-        from_rows = _status_of_rows(rows)
-        status = max(gx.status, from_rows, key=_RANK.__getitem__)
-        error = None
-        if gx.status != from_rows or (gx.row_count is not None and gx.row_count != len(rows)):
-            # the suite and the rows we read must tell the same story; if not, trust the worse one
-            error = f"GX reported {gx.status} ({gx.row_count} rows), the relation holds {len(rows)} rows ({from_rows})"
-            log.warning("%s: %s", check.check_id, error)
-        results.append(CheckResult(check, status, rows, gx.reasons, error))
+        gx = outcome.outcomes[check.check_id]  # GX alone decides the status; the rows are for the record
+        results.append(CheckResult(check, gx.status, rows, gx.reasons))
 
     report = ValidationReport(run_id, settings.target, started, results, outcome.docs_index)
     written = write_alert_rows(settings, run_id, results, started)
     log.info("validation %s: %s, %d rows in audit.dq_alerts", run_id, report.status, written)
 
-    if send_alerts and report.status != PASSED:
-        from stratpos.alerts import build_message, load_channels, send_alert
+    if send_alerts:
+        from stratpos.alerts import load_channels, notify_changes
 
         if channels is None:
             channels = load_channels()
-        report.deliveries = send_alert(build_message(report), channels)
+        report.deliveries = notify_changes(settings, report, channels, now=started)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import shutil
@@ -135,3 +136,11 @@ def failing_keys(settings: Settings, run_id: str, check_id: str) -> set[str]:
     return {
         r["check_key"] for r in dq_alerts(settings, run_id) if r["check_id"] == check_id and r["severity"] == "fail"
     }
+
+
+def alert_payload(received) -> dict:
+    """The structured alert a generic-webhook request carries as its ``<run_id>.json`` attachment."""
+    [attachment] = received.body["attachments"]
+    assert attachment["mimetype"] == "application/json"
+    assert attachment["filename"] == f"{received.body['run_id']}.json"
+    return json.loads(base64.b64decode(attachment["base64"]))

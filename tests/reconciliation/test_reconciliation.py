@@ -20,7 +20,9 @@ from sandbox.generator import GenerateConfig, generate
 from stratpos.cli import main
 from stratpos.core.settings import Settings
 from stratpos.core.warehouse import drop_schemas
+from stratpos.validate import NothingToValidate
 from tests.reconciliation.helpers import (
+    alert_payload,
     build,
     copy_duckdb,
     dq_alerts,
@@ -75,16 +77,19 @@ def assert_alerted(receivers, report, check_id: str, key: str) -> None:
     webhook, smtp = receivers
     [hook] = [r for r in webhook.on("/hook") if r.body["run_id"] == report.run_id]
     assert hook.headers["Authorization"] == "Bearer secret-webhook-token"
-    check = next(c for c in hook.body["checks"] if c["check_id"] == check_id)
-    assert check["status"] == "failed" and check["failing"] >= 1
+    check = next(c for c in alert_payload(hook)["checks"] if c["check_id"] == check_id)
+    assert check["status"] == "failed" and check["failing"] >= 1 and check["event"] == "started failing"
     entry = next(k for k in check["keys"] if k["key"] == key)
     assert entry["expected"] is not None and entry["observed"] is not None
+    assert f"{check_id} " in hook.body["title"] and key in hook.body["message"]
     [slack] = [r for r in webhook.on("/slack/T000/B000/secret-slack-token") if report.run_id in r.body["text"]]
     assert f"*{check_id} " in slack.body["text"] and key in slack.body["text"]
-    [mail] = [m for m in smtp.mails if report.run_id in m.subject]
-    assert f"{check_id} failed" in mail.subject
-    assert key in mail.text and f"expected {entry['expected']}, observed {entry['observed']}" in mail.text
-    assert mail.recipients == ["desk@example.test", "risk@example.test"] and mail.auth is not None
+    mails = [m for m in smtp.mails if report.run_id in m.subject]  # apprise mails each recipient apart
+    assert sorted(r for m in mails for r in m.recipients) == ["desk@example.test", "risk@example.test"]
+    for mail in mails:
+        assert f"{check_id} started failing" in mail.subject
+        assert key in mail.text and f"expected {entry['expected']}, observed {entry['observed']}" in mail.text
+        assert mail.auth is not None
 
 
 def shift_wallet(settings: Settings, row: dict, by_ms: int, sign: int = 1) -> None:
@@ -114,10 +119,12 @@ def test_clean_sandbox_data_passes_every_check(clean_hedge, clean_one_way, recei
         assert {"unattributed_volume", "over_close"} <= {m.measure for m in r8.mismatches}
         rows = dq_alerts(settings, report.run_id)
         assert len(rows) == len(r8.mismatches) and {r["severity"] for r in rows} == {"warn"}
-        # a warning still alerts every channel
+        # a warning that starts alerts every channel
         webhook, smtp = receivers
         [hook] = [r for r in webhook.on("/hook") if r.body["run_id"] == report.run_id]
-        assert hook.body["status"] == "warned" and [c["check_id"] for c in hook.body["checks"]] == ["R8"]
+        checks = alert_payload(hook)["checks"]
+        assert hook.body["status"] == "warned" and hook.body["type"] == "warning"
+        assert [(c["check_id"], c["event"]) for c in checks] == [("R8", "started warning")]
         assert any(report.run_id in m.subject for m in smtp.mails)
 
 
@@ -350,12 +357,25 @@ def test_r7_an_income_row_shifted_by_a_day(clean_hedge, receivers, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- robustness, CLI
-def test_a_warehouse_without_reconciliation_views_fails_every_check(tmp_path):
+def test_a_warehouse_never_transformed_has_nothing_to_validate(receivers, tmp_path):
+    """No reconciliation relation at all: one line, its own exit code, no dq_alerts rows, nobody alerted."""
     settings = Settings(target="duckdb", duckdb_path=tmp_path / "empty.duckdb")
-    report = validate(settings, tmp_path)
-    assert failed_checks(report) == {f"R{i}" for i in range(1, 10)} and report.exit_code == 1
-    assert all("stratpos transform" in r.error for r in report.results)
-    assert {(r["check_key"], r["measure"]) for r in dq_alerts(settings, report.run_id)} == {("*", "error")}
+    webhook, smtp = receivers
+    before = (len(webhook.requests), len(smtp.mails))
+    with pytest.raises(NothingToValidate, match="nothing to validate yet — run stratpos transform first"):
+        validate(settings, tmp_path, *receivers)
+    assert (len(webhook.requests), len(smtp.mails)) == before
+    tables = query(settings, "select table_name from information_schema.tables")
+    assert "dq_alerts" not in {r["table_name"] for r in tables}
+
+
+def test_cli_validate_before_transform_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("STRATPOS_TARGET", "duckdb")
+    monkeypatch.setenv("STRATPOS_DUCKDB_PATH", str(tmp_path / "empty.duckdb"))
+    assert main(["validate", "--docs-dir", str(tmp_path / "docs")]) == NothingToValidate.exit_code == 3
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert out == "" and line.startswith("stratpos: nothing to validate yet — run stratpos transform first")
 
 
 def test_cli_validate_exits_0_when_nothing_failed_and_1_otherwise(clean_hedge, monkeypatch, tmp_path, capsys):
