@@ -24,7 +24,7 @@ from stratpos.alerts import (
     send_task_failure,
 )
 from stratpos.validate import CheckResult, Mismatch, ValidationReport
-from tests.reconciliation.helpers import alert_env
+from tests.reconciliation.helpers import alert_env, alert_payload
 from tests.reconciliation.receivers import SmtpSink, WebhookReceiver
 
 SECRETS = ("secret-slack-token", "secret-webhook-token", "secret-smtp-password")
@@ -168,10 +168,19 @@ def test_an_alert_names_the_check_keys_expected_observed_and_run(receivers):
     assert [d.ok for d in deliveries] == [True, True, True]
 
     [hook] = webhook.on("/hook")
-    body = hook.body
+    assert hook.headers["Authorization"] == "Bearer secret-webhook-token"
+    assert {k: hook.body[k] for k in ("source", "event", "run_id", "status", "target", "type")} == {
+        "source": "stratpos",
+        "event": "validation",
+        "run_id": "validate-test-1",
+        "status": "failed",
+        "target": "duckdb",
+        "type": "failure",
+    }
+    body = alert_payload(hook)
     assert (body["run_id"], body["status"], body["target"]) == ("validate-test-1", "failed", "duckdb")
     r3 = body["checks"][0]
-    assert (r3["check_id"], r3["status"], r3["failing"]) == ("R3", "failed", 2)
+    assert (r3["check_id"], r3["status"], r3["failing"], r3["event"]) == ("R3", "failed", 2, "started failing")
     assert r3["keys"][0] == {
         "key": "default:ETHUSDT_SHORT",  # the worst first: |diff| 0.5 before 0.001
         "measure": "position_amount",
@@ -183,12 +192,20 @@ def test_an_alert_names_the_check_keys_expected_observed_and_run(receivers):
     }
     r8 = body["checks"][1]
     assert (r8["status"], r8["mismatches"], len(r8["keys"])) == ("warned", 12, 10)
+    assert (
+        hook.body["title"].startswith("[stratpos] validation FAILED")
+        and "R3 exchange_positions" in hook.body["message"]
+    )
 
     [slack] = webhook.on("/slack/T000/B000/secret-slack-token")
+    assert list(slack.body) == ["text"]  # a Slack incoming webhook takes {"text": …}
     assert "validate-test-1" in slack.body["text"] and "`default:BTCUSDT_LONG`" in slack.body["text"]
 
-    [mail] = smtp.mails
-    assert mail.subject == "[stratpos] validation FAILED on duckdb: R3 failed, R8 warned (run validate-test-1)"
+    assert sorted(r for m in smtp.mails for r in m.recipients) == ["desk@example.test", "risk@example.test"]
+    mail = smtp.mails[0]
+    assert mail.subject == (
+        "[stratpos] validation FAILED on duckdb: R3 started failing, R8 started warning (run validate-test-1)"
+    )
     assert "default:BTCUSDT_LONG position_amount: expected 0.014, observed 0.013 (diff -0.001)" in mail.text
     assert "… and 2 more in audit.dq_alerts (run_id validate-test-1)" in mail.text
     attachment = next(p for p in mail.message.iter_attachments())
@@ -208,26 +225,29 @@ def test_a_failing_channel_does_not_stop_the_others_and_leaks_no_secret(receiver
         ("webhook (127.0.0.1)", False),
         (f"smtp (127.0.0.1:{smtp.port})", True),
     ]
-    assert deliveries[0].error == "ConnectionError" and deliveries[1].error == "RuntimeError: HTTP 403"
-    assert len(smtp.mails) == 1
+    assert deliveries[0].error and "403" in deliveries[1].error
+    assert len(webhook.on("/hook")) == 3  # tried three times
+    assert len(smtp.mails) == 2  # one per recipient
     text = caplog.text + " ".join(d.error for d in deliveries)
+    assert "alert of run validate-test-1 via webhook (127.0.0.1) failed" in caplog.text
     assert not any(secret in text for secret in SECRETS)
 
 
 def test_airflow_task_failure_callback_alerts(receivers):
     webhook, smtp = receivers
-    ti = SimpleNamespace(dag_id="stratpos_hourly", task_id="validate", run_id="manual__2026-01-07", try_number=1)
-    context = {"task_instance": ti, "exception": RuntimeError("reconciliation failed (R3)\ntraceback …")}
+    ti = SimpleNamespace(dag_id="stratpos_hourly", task_id="ingest_signals", run_id="manual__2026-01-07", try_number=1)
+    context = {"task_instance": ti, "exception": RuntimeError("cannot read the landing folder\ntraceback …")}
     deliveries = send_task_failure(context, load_channels(alert_env(webhook, smtp)))
     assert all(d.ok for d in deliveries)
     [hook] = webhook.on("/hook")
-    assert hook.body == {
+    assert alert_payload(hook) == {
         "source": "stratpos",
         "event": "task_failed",
         "dag_id": "stratpos_hourly",
-        "task_id": "validate",
+        "task_id": "ingest_signals",
         "run_id": "manual__2026-01-07",
         "try_number": 1,
-        "error": "RuntimeError: reconciliation failed (R3)",
+        "error": "RuntimeError: cannot read the landing folder",
     }
-    assert smtp.mails[0].subject == "[stratpos] task stratpos_hourly.validate failed (run manual__2026-01-07)"
+    assert (hook.body["event"], hook.body["task_id"]) == ("task_failed", "ingest_signals")
+    assert smtp.mails[0].subject == "[stratpos] task stratpos_hourly.ingest_signals failed (run manual__2026-01-07)"
