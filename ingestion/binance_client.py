@@ -248,14 +248,19 @@ def resolve_credentials(env: Mapping[str, str] | None = None, conn_id: str = AIR
     """Environment first, then the Airflow connection, then the paper exchange (SPEC §2).
 
     Reads ``BINANCE_API_KEY``/``BINANCE_API_SECRET``, ``STRATPOS_BINANCE_BASE_URL``,
-    ``STRATPOS_BINANCE_ENDPOINT``, ``STRATPOS_SANDBOX_URL`` and ``STRATPOS_BINANCE_ALLOW_TRADING_KEY`` from
-    ``env`` (default: the process environment); see :func:`keyed_credentials` for where a real key may go.
+    ``STRATPOS_BINANCE_ENDPOINT``, ``STRATPOS_SANDBOX_URL`` and ``STRATPOS_BINANCE_ALLOW_TRADING_KEY`` through
+    the core settings (``env``: a mapping read alone; default: the process environment over ``.env``); see
+    :func:`keyed_credentials` for where a real key may go.
     """
+    from stratpos.core.settings import load_settings
+
+    settings = load_settings(env)  # None: the process environment over .env; a mapping: read alone
     env = os.environ if env is None else env
-    base_env = env.get(ENV_BASE_URL, "").strip() or None
-    endpoint_env = env.get(ENV_ENDPOINT, "").strip() or None
-    allow = _truthy(env.get(ENV_ALLOW_TRADING_KEY))
-    key, secret = env.get(ENV_API_KEY, "").strip(), env.get(ENV_API_SECRET, "").strip()
+    base_env = (settings.binance_base_url or "").strip() or None
+    endpoint_env = settings.binance_endpoint
+    allow = settings.binance_allow_trading_key
+    key = settings.binance_api_key.get_secret_value().strip() if settings.binance_api_key else ""
+    secret = settings.binance_api_secret.get_secret_value().strip() if settings.binance_api_secret else ""
     if key or secret:
         if not (key and secret):
             missing = ENV_API_SECRET if key else ENV_API_KEY
@@ -281,7 +286,7 @@ def resolve_credentials(env: Mapping[str, str] | None = None, conn_id: str = AIR
             origin=f"airflow:{conn_id}",
             allow_trading_key=allow,
         )
-    sandbox = base_env or env.get(ENV_SANDBOX_URL, "").strip() or SANDBOX_BASE_URL
+    sandbox = base_env or settings.sandbox_url.strip() or SANDBOX_BASE_URL
     return BinanceCredentials(SANDBOX_API_KEY, SANDBOX_API_SECRET, sandbox, "sandbox", "sandbox")
 
 

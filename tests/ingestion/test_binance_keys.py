@@ -25,6 +25,7 @@ from ingestion.binance_source import ingest_binance
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig, make_client
+from stratpos.core.errors import ConfigError
 from stratpos.core.settings import Settings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -68,7 +69,7 @@ def test_the_opt_in_points_a_key_elsewhere_and_says_so(caplog):
     assert (testnet.base_url, testnet.endpoint) == (TESTNET_BASE_URL, "testnet")
     with pytest.raises(BinanceIngestError, match="STRATPOS_BINANCE_ENDPOINT=custom needs STRATPOS_BINANCE_BASE_URL"):
         resolve_credentials({**KEYS, "STRATPOS_BINANCE_ENDPOINT": "custom"})
-    with pytest.raises(BinanceIngestError, match="is not one of binance, testnet, custom"):
+    with pytest.raises(ConfigError, match="STRATPOS_BINANCE_ENDPOINT must be one of binance, testnet or custom"):
         resolve_credentials({**KEYS, "STRATPOS_BINANCE_ENDPOINT": "prod"})
 
 
