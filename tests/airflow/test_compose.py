@@ -28,7 +28,15 @@ DEPLOY = PROJECT_ROOT / "deploy"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 INIT_SCRIPT = DEPLOY / "mariadb" / "01-stratpos.sh"
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
-PROFILES = {"sandbox": "sandbox", "redis": "celery", "airflow-worker": "celery", "flower": "celery", "metabase": "bi"}
+PROFILES = {
+    "sandbox": "sandbox",
+    "redis": "celery",
+    "airflow-worker": "celery",
+    "flower": "celery",
+    "metabase": "bi",
+    "nats": "nats",
+    "listener": "nats",
+}
 CORE = ("warehouse", "airflow-db", "airflow-init", *AIRFLOW_SERVICES)
 # ${NAME}, ${NAME:-default}, ${NAME:?message} …, but not $${NAME} (a literal $ for the container's shell)
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
