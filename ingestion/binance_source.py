@@ -30,12 +30,24 @@ the same transaction as the batch it describes, so it never runs ahead of commit
 * ``binance:{a}:income`` — the latest income ``time`` committed;
 * ``binance:{a}:position_risk`` — the ``snapshotTime`` of the last snapshot (informational).
 
-A key without a watermark starts at ``since_ms`` (default: 30 days before the server time) by walking
-7-day windows up to the first one with records and continues by id from there. ``until_ms`` caps every
-read (default: the server time). Records are committed in batches of at most ``batch_size`` with the
-watermark of exactly what each batch holds; a request that keeps failing ends the run with
-:class:`~ingestion.binance_client.BinanceIngestError` after writing a ``failed`` audit row for the batch
-in progress (which is not committed, so its watermark does not move).
+Paging (issue 12). Every history read walks windows of at most 7 days (``startTime``/``endTime``) from the
+watermark's record time (a key without a watermark: ``since_ms``, default 30 days before the server time) up to
+``until_ms`` (default: the server time), and reads each window to its end: userTrades and income continue from
+the latest time seen (records already seen are dropped; a millisecond holding more than a page continues by
+``fromId`` / ``page``), allOrders and allAlgoOrders from the last id seen + 1 inside the window. A window ends
+when a page brings nothing new — never because a page is shorter than ``limit`` — so the read is complete
+whether or not Binance applies its 7-day window to id-paged queries and whatever page size it caps at.
+
+Retention. Windows reaching past Binance's retention (trades 6 months, orders 90 days, income 3 months,
+counted back from the exchange's now: its server time, or the paper exchange's data clock) start at the limit
+instead, with a warning and an ``audit.ingestion_runs`` row (status ``warning``); the older part is loaded from
+Binance's history exports (:mod:`ingestion.export`, ``stratpos ingest export``).
+
+Records are committed in batches of at most ``batch_size`` with the watermark of exactly what each batch
+holds; a request that keeps failing ends the run with :class:`~ingestion.binance_client.BinanceIngestError`
+after writing a ``failed`` audit row for the batch in progress (which is not committed, so its watermark does
+not move). The positionRisk and balance snapshots are still taken when an earlier stream failed; the run
+fails after them.
 """
 
 from __future__ import annotations
