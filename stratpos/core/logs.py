@@ -52,10 +52,11 @@ def configure_logging(verbose: bool = False, stream=None) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in [h for h in root.handlers if getattr(h, "stratpos", False)]:
+        root.removeHandler(old)  # ours from an earlier call; handlers others installed (pytest's) stay
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.stratpos = True
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in OWN:

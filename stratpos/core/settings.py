@@ -461,17 +461,37 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+_EXPORTED: set[str] = set()  # variables export_env_file() put into os.environ (their origin stays ".env file")
+
+
+def export_env_file(path: Path | str = ENV_FILE) -> list[str]:
+    """Put the ``.env`` file's variables into ``os.environ`` where the environment has none.
+
+    The CLI does this first, so a library or child process that reads the environment (dbt, the
+    Binance client, Airflow) sees the same values as :func:`load_settings`. Returns the names set.
+    """
+    added = []
+    for name, value in _read_env_file(Path(path)).items():
+        if name not in os.environ:
+            os.environ[name] = value
+            _EXPORTED.add(name.upper())
+            added.append(name)
+    return added
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, env_file: Path | str | None = None) -> Settings:
     """Every setting from ``env`` (default: the process environment over the working directory's ``.env``).
 
     A mapping given explicitly is read alone (no ``.env``) unless ``env_file`` is given too. A value
     stratpos cannot use raises :class:`ConfigError` naming the variable.
     """
+    exported: set[str] = set()
     if env is None:
         env = os.environ
         env_file = ENV_FILE if env_file is None else env_file
+        exported = _EXPORTED
     dotenv = _read_env_file(Path(env_file)) if env_file is not None else {}
-    upper_env = {k.upper() for k, v in env.items() if v not in (None, "")}
+    upper_env = {k.upper() for k, v in env.items() if v not in (None, "")} - exported
     upper_dotenv = {k.upper() for k, v in dotenv.items() if v not in (None, "")}
     merged = {
         **dotenv,

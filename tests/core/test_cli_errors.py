@@ -168,3 +168,12 @@ def test_help_texts_cite_no_spec_sections():
     helps = [p.format_help() for p in _parsers(build_parser())]
     assert len(helps) > 10
     assert [h.splitlines()[0] for h in helps if "SPEC" in h or "§" in h] == []
+
+
+def test_env_file_settings_reach_the_binance_client(tmp_path):
+    """A sandbox URL set only in .env is the one ingest binance uses (and names when it is down)."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    (tmp_path / ".env").write_text(f"STRATPOS_SANDBOX_URL={url}\n", encoding="utf-8")
+    proc = run(tmp_path, "ingest", "binance", STRATPOS_DUCKDB_PATH=str(tmp_path / "w.duckdb"))
+    assert proc.returncode == 3
+    assert f"the paper exchange at {url} — it is not reachable" in one_line(proc)

@@ -234,3 +234,28 @@ def test_with_overrides_validates_and_keeps_the_rest(tmp_path):
     assert other.gx_docs_path == tmp_path / "b_gx_docs"
     with pytest.raises(ConfigError, match="STRATPOS_SCHEMA_PREFIX"):
         s.with_overrides(schema_prefix="a-b")
+
+
+def test_export_env_file_reaches_modules_that_read_the_environment(tmp_path, monkeypatch):
+    """The CLI exports .env first: the Binance client and dbt, which read os.environ, see its values."""
+    import os
+
+    from stratpos.core import settings as settings_module
+
+    (tmp_path / ".env").write_text(
+        "STRATPOS_SANDBOX_URL=http://from-file:1\nSTRATPOS_DAG_RETRIES=9\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    for var in list(variable_fields()):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STRATPOS_DAG_RETRIES", "3")
+    monkeypatch.setattr(settings_module, "_EXPORTED", set())
+    try:
+        assert settings_module.export_env_file() == ["STRATPOS_SANDBOX_URL"]
+        assert os.environ["STRATPOS_SANDBOX_URL"] == "http://from-file:1"
+        s = load_settings()
+        assert (s.sandbox_url, s.dag_retries) == ("http://from-file:1", 3)
+        assert s.origins["STRATPOS_SANDBOX_URL"] == ".env file"
+        assert s.origins["STRATPOS_DAG_RETRIES"] == "environment"
+    finally:
+        os.environ.pop("STRATPOS_SANDBOX_URL", None)
