@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stratpos.core.errors import SourceUnavailable, StratposError
 from stratpos.core.logs import bytes_progress, configure_logging, minutes_progress
-from stratpos.core.settings import Settings, load_settings
+from stratpos.core.settings import Settings, export_env_file, load_settings
 from stratpos.core.timeparse import epoch_ms, parse_time
 
 
@@ -449,6 +449,7 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") for a in (sys.argv[1:] if argv is None else argv))
+    export_env_file()  # .env values reach every module and child process that reads the environment
     configure_logging(verbose)  # before any third-party library is imported
     parser = build_parser()
     args = parser.parse_args(argv)
