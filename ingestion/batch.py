@@ -34,7 +34,7 @@ from ingestion.records import (
     to_row,
 )
 from ingestion.schema import RAW_TABLES
-from ingestion.store import RawStore, rows_to_arrow, utcnow
+from ingestion.store import RawStore, is_data_error, rows_to_arrow, utcnow
 from stratpos.core.runid import new_run_id as new_run_id  # re-exported: run ids are core's
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ class Batch:
             raise RuntimeError("the batch is sealed: records cannot be added any more")
         try:
             row = to_row(self.kind, obj, self.account_id)
+            row["payload_hash"] = row_hash(row)
         except Rejected as exc:
             self.reject(payload, exc.reason, exc.key)
             return
@@ -291,7 +292,6 @@ class Batch:
         if not payload.isascii() and not _storable(payload):  # an API object's text with a lone surrogate
             self.reject(payload, "payload: not encodable as UTF-8 (a lone surrogate such as \\ud800)", None)
             return
-        row["payload_hash"] = row_hash(row)
         row["payload"] = payload
         key = self._key(row)
         seen = self.rows.get(key)
@@ -328,23 +328,13 @@ class Batch:
                 r["run_id"] = self.run_id
                 r["loaded_at"] = loaded_at
         try:
-            with store.commit_lock(), store.transaction():
-                merged = store.merge(self.table, rows)
-                rejects = list(self.rejects)  # a retried commit must not quarantine the conflicts twice
-                for r in merged.conflicts:
-                    key = ":".join(str(r[k]) for k in self.table.key)
-                    version = f" version {r[self.table.version]}" if self.table.version else ""
-                    reason = f"key {key}{version} was already loaded with different content"
-                    rejects.append(self._reject_row(r["payload"], reason, key))
-                store.quarantine(rejects)
-                stats.loaded = merged.loaded
-                stats.duplicates = merged.duplicates + self.in_batch_duplicates
-                stats.quarantined = len(rejects)
-                stats.seconds = time.perf_counter() - self.started
-                for key, value in (watermarks or {}).items():
-                    store.set_watermark(key, value, self.run_id)
-                store.write_run(self._audit(store, stats, "ok", None))
-            self.quarantined_rows = rejects
+            try:
+                self._write(store, rows, watermarks, stats)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                rows = self._set_aside_unstorable(store, rows, exc)  # quarantined, the rest goes on
+                self._write(store, rows, watermarks, stats)
         except Exception as exc:
             stats.seconds = time.perf_counter() - self.started
             failed = BatchStats(self.source, received=self.received, seconds=stats.seconds)
@@ -356,6 +346,72 @@ class Batch:
             raise
         assert stats.balanced, stats
         return stats
+
+    def _write(self, store: RawStore, rows, watermarks: dict[str, str] | None, stats: BatchStats) -> None:
+        with store.commit_lock(), store.transaction():
+            merged = store.merge(self.table, rows)
+            rejects = list(self.rejects)  # a retried commit must not quarantine the conflicts twice
+            for r in merged.conflicts:
+                key = ":".join(str(r[k]) for k in self.table.key)
+                version = f" version {r[self.table.version]}" if self.table.version else ""
+                reason = f"key {key}{version} was already loaded with different content"
+                rejects.append(self._reject_row(r["payload"], reason, key))
+            store.quarantine(rejects)
+            stats.loaded = merged.loaded
+            stats.duplicates = merged.duplicates + self.in_batch_duplicates
+            stats.quarantined = len(rejects)
+            stats.seconds = time.perf_counter() - self.started
+            for key, value in (watermarks or {}).items():
+                store.set_watermark(key, value, self.run_id)
+            store.write_run(self._audit(store, stats, "ok", None))
+        self.quarantined_rows = rejects
+
+    def _set_aside_unstorable(self, store: RawStore, rows, error: BaseException):
+        """The rows the warehouse refuses, found by halving (each probe rolled back), become quarantine rows.
+
+        The validation rules (:func:`ingestion.records.check_row`) keep such rows out; this is the net
+        behind them, so that one record the rules did not foresee still cannot fail its batch. Returns the
+        other rows; raises ``error`` again when no single row explains it.
+        """
+        arrow = not isinstance(rows, list)
+
+        def part(indexes: list[int]):
+            return rows.take(indexes) if arrow else [rows[i] for i in indexes]
+
+        def refused(indexes: list[int]) -> BaseException | None:
+            try:
+                with store.commit_lock(), store.transaction():
+                    store.merge(self.table, part(indexes))
+                    raise _Probe
+            except _Probe:
+                return None
+            except Exception as exc:
+                if is_data_error(exc):
+                    return exc
+                raise
+
+        bad: dict[int, BaseException] = {}
+
+        def search(indexes: list[int], exc: BaseException | None) -> None:
+            if exc is None:
+                return
+            if len(indexes) == 1:
+                bad[indexes[0]] = exc
+                return
+            half = len(indexes) // 2
+            for side in (indexes[:half], indexes[half:]):
+                search(side, refused(side))
+
+        search(list(range(len(rows))), error)
+        if not bad:
+            raise error
+        for i, exc in sorted(bad.items()):
+            row = part([i]).to_pylist()[0] if arrow else rows[i]
+            key = ":".join(str(row[k]) for k in self.table.key)
+            reason = f"cannot be stored: {type(exc).__name__}: {exc}"[:1000]
+            self.rejects.append(self._reject_row(row["payload"], reason, key))
+            log.warning("%s: record %s quarantined: %s", self.source, key, reason)
+        return part([i for i in range(len(rows)) if i not in bad])
 
     def _audit(self, store: RawStore, stats: BatchStats, status: str, message: str | None) -> dict:
         return audit_row(
@@ -372,6 +428,10 @@ class Batch:
             duplicates=stats.duplicates,
             quarantined=stats.quarantined,
         )
+
+
+class _Probe(Exception):
+    """Rolls back a probe merge that succeeded."""
 
 
 def _unexpected(exc: BaseException) -> str:

@@ -884,7 +884,8 @@ def bounded_payload(payload: str | bytes, limit: int = QUARANTINE_PAYLOAD_BYTES)
 
 def row_hash(row: dict) -> str:
     """Content hash of the typed row: the same record sent as number or string hashes the same."""
-    return hashlib.sha256("\x1f".join(map(str, row.values())).encode("utf-8")).hexdigest()
+    # surrogatepass: never fails (a lone surrogate is refused by check_row, or the store, not here)
+    return hashlib.sha256("\x1f".join(map(str, row.values())).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def raw_hash(payload: bytes | str) -> str:

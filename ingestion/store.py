@@ -30,6 +30,45 @@ log = logging.getLogger(__name__)
 MYSQL_CHUNK = 2000
 
 
+class UnstorableRows(RuntimeError):
+    """The warehouse took a bulk load only with warnings (a value cut or mangled): the batch is refused."""
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the values of the rows being stored (one bad record), not the warehouse.
+
+    Such an error lets :meth:`ingestion.batch.Batch.commit` find the records that cannot be stored and
+    quarantine them; anything else (connection lost, disk full, a bug) fails the batch as before.
+    """
+    if isinstance(exc, UnstorableRows | UnicodeError | OverflowError):
+        return True
+    try:
+        import pyarrow as pa
+
+        if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError):
+            return True
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        pass
+    try:
+        import pymysql
+
+        if isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
+            return True
+        if isinstance(exc, pymysql.err.MySQLError) and exc.args and exc.args[0] in (1292, 1300, 1365, 1367):
+            return True  # incorrect datetime/value, invalid character string, division by zero, illegal value
+    except ImportError:  # pragma: no cover
+        pass
+    import duckdb
+
+    return isinstance(
+        exc,
+        duckdb.ConversionException
+        | duckdb.ConstraintException
+        | duckdb.OutOfRangeException
+        | duckdb.InvalidInputException,
+    )
+
+
 class WarehouseBusy(RuntimeError):
     """Another load holds the warehouse (DuckDB file) or the source (MySQL named lock) for too long."""
 
@@ -352,7 +391,7 @@ class RawStore:
         # LOCAL implies IGNORE: a truncated or mangled value would only be a warning, so fail loudly
         warnings = self.fetchall("show warnings limit 5")
         if warnings:
-            raise RuntimeError(f"bulk load into {staged} produced warnings: {warnings}")
+            raise UnstorableRows(f"bulk load into {staged} produced warnings: {warnings}")
 
     def _apply(self, table: Table, staged: str, rows: Rows) -> MergeResult:
         target = table.qualified(self.settings)

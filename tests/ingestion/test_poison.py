@@ -245,3 +245,26 @@ def test_a_poisoned_landing_folder_loads_every_good_file_and_record(warehouse_se
     again = ingest_signal_files(warehouse_settings, landing)
     assert list(again) == [] and len(again.skipped) == 4  # every file was fully processed once
     assert dump(warehouse_settings, exclude=("run_id", "loaded_at", "quarantined_at")) == before
+
+
+def test_a_record_the_store_refuses_is_quarantined_and_its_batch_goes_on(warehouse_settings, monkeypatch):
+    """The net behind the rules: with ``check_row`` switched off, a lone surrogate reaches the store, which
+    refuses it on both targets; the batch finds that record by halving, quarantines it and loads the rest."""
+    import ingestion.records as records
+    from ingestion.batch import Batch, new_run_id
+    from ingestion.store import RawStore
+
+    monkeypatch.setattr(records, "check_row", lambda table, row: None)
+    poison = _replace(sig(52), "note", '"\\ud800"')
+    lines = [_line(sig(50)), _line(sig(51)), poison, _line(sig(53)), _line(sig(54))]
+    batch = Batch("signals", "test:net", "default", new_run_id())
+    for raw in lines:
+        batch.add_line(raw)
+    with RawStore(warehouse_settings) as st:
+        stats = batch.commit(st)
+    assert (stats.received, stats.loaded, stats.quarantined) == (5, 4, 1) and stats.balanced
+    loaded = {r["signal_id"] for r in rows(warehouse_settings, "select signal_id from {raw}.signals")}
+    assert loaded == {"sig_50", "sig_51", "sig_53", "sig_54"}
+    (q,) = rows(warehouse_settings, "select record_key, reason, payload from {raw}.quarantine")
+    assert q["record_key"] == "sig_52" and q["reason"].startswith("cannot be stored: UnicodeEncodeError")
+    assert q["payload"] == poison.decode()
