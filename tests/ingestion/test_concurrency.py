@@ -71,6 +71,31 @@ def test_two_concurrent_loads_serialize_and_count_true(warehouse_settings, tmp_p
         assert loaded == count(warehouse_settings, table) == lines, name  # each row counted loaded once
 
 
+def test_two_concurrent_signal_folder_loads_count_each_signal_once(warehouse_settings, tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for f in range(3):
+        lines = [
+            json.dumps({"signal_id": f"s{f}_{i}", "strategy_id": "trend", "symbol": "BTCUSDT", "action": "hold",
+                        "timestamp": doc.T0 + i})
+            for i in range(1000)
+        ]  # fmt: skip
+        (landing / f"f{f}.jsonl").write_text("\n".join(lines) + "\n")
+    RawStore(warehouse_settings).__enter__().close()
+    cmd = [STRATPOS, "ingest", "signals", str(landing)]
+    env = cli_env(warehouse_settings)
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    audit = rows(warehouse_settings, "select source, received, loaded, status from {audit}.ingestion_runs")
+    files = [r for r in audit if r["source"].startswith("signals:file:")]
+    assert {r["status"] for r in audit} == {"ok"}
+    # each file processed once (the second run waited, then found it loaded), each signal counted loaded once
+    assert sum(r["received"] for r in files) == sum(r["loaded"] for r in files) == 3000
+    assert count(warehouse_settings, "signals") == 3000
+
+
 def test_a_busy_duckdb_file_gives_a_clear_error(duckdb_settings, tmp_path):
     RawStore(duckdb_settings).__enter__().close()
     holder = subprocess.Popen(
