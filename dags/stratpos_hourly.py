@@ -11,8 +11,10 @@ the exchange, and alert when it does not.
    trades), then **snapshot_positions** (positionRisk and wallet balances after the fills) and
    **ingest_klines** (1m prices converting commission paid in another asset, e.g. BNB).
 3. **dbt** — a Cosmos task group over `dbt_project/` (models, then all tests).
-4. **validate** — reconciliation checks R1–R9; a failed check fails the run, alerts go
-   out through the configured channels (the DAG's failure callback covers any other failure).
+4. **validate** — reconciliation checks R1–R9; a failed check fails the run at once (no
+   retry: the result is deterministic). The channels hear what changed (a check starts failing,
+   a new failing key, a recovery; standing warnings once a day); the DAG's failure callback
+   covers the failure of any other task, so one problem makes one message.
 
 Manual runs take `since`/`until` (UTC ISO) to override the window; backfills use
 Airflow's own backfill — the window end is the data interval end, and ingestion is
@@ -62,6 +64,24 @@ def _window(params: dict, data_interval_end, dag_run) -> tuple[int | None, int |
 
 
 def _alert_on_failure(context) -> None:
+    """The DAG's failure callback: tell the channels which task failed — except ``validate``,
+    which alerts for itself (its own callback below), so one problem makes one message."""
+    ti = context.get("ti") or context.get("task_instance")
+    if getattr(ti, "task_id", None) == "validate":
+        return
+    from stratpos.pipeline import alert_failure
+
+    alert_failure(context)
+
+
+def _alert_on_validate_failure(context) -> None:
+    """``validate``'s failure callback: a reconciliation failure (AirflowFailException) was already
+    told to every channel, by change, by the validation; any other error (e.g. the warehouse is
+    unreachable, after its retries) is told here."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if isinstance(context.get("exception"), AirflowFailException):
+        return
     from stratpos.pipeline import alert_failure
 
     alert_failure(context)
@@ -154,11 +174,18 @@ def stratpos_hourly():
     for test in dbt_tests:
         test.set_upstream(last_models)
 
-    @task
+    @task(on_failure_callback=_alert_on_validate_failure)
     def validate() -> dict:
-        from stratpos.pipeline import validate as run
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return run(_settings())
+        from stratpos.pipeline import validate as run
+        from stratpos.validate import ValidationFailed
+
+        try:
+            return run(_settings())
+        except ValidationFailed as exc:
+            # deterministic: a retry would re-validate the same tables (and could alert again) — fail now
+            raise AirflowFailException(str(exc)) from exc
 
     symbols = discover_symbols()
     loaded = [ingest_account_income(), ingest_signals(), ingest_symbol.expand(symbol=symbols)]

@@ -202,11 +202,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Run the reconciliation checks; exit 0 when nothing failed, 1 otherwise."""
     from stratpos.alerts import AlertConfigError
     from stratpos.core.warehouse import require_warehouse
-    from stratpos.validate import run_validation
+    from stratpos.validate import NothingToValidate, run_validation
 
     settings = load_settings()
     require_warehouse(settings)
-    print(f"validating the reconciliation on {settings.describe()}")
     try:
         report = run_validation(
             settings,
@@ -217,6 +216,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except AlertConfigError as exc:
         print(f"stratpos: {exc}", file=sys.stderr)
         return 2
+    except NothingToValidate as exc:  # never transformed: not a reconciliation failure, nobody alerted
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return NothingToValidate.exit_code
     print(report.render())
     return report.exit_code
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from expectations.checks import CHECKS, MISMATCH_COLUMNS, Check
 from expectations.suites import FAILED, PASSED, WARNED
 from stratpos.core.ddl import Column, Table
+from stratpos.core.errors import StratposError
 from stratpos.core.settings import PROJECT_ROOT, Settings
 from stratpos.core.warehouse import duckdb_connection, ensure_schemas, mysql_connection
 
@@ -195,10 +196,11 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-class NothingToValidate(RuntimeError):
-    """No reconciliation relation exists yet (``stratpos transform`` never ran on this warehouse)."""
+class NothingToValidate(StratposError, RuntimeError):
+    """No reconciliation relation exists yet (``stratpos transform`` never ran on this warehouse):
+    not a reconciliation failure — its own exit code, nothing written, nobody alerted."""
 
-    exit_code = 3
+    exit_code = 4
 
     def __init__(self, warehouse: str):
         super().__init__(f"nothing to validate yet — run stratpos transform first ({warehouse})")

@@ -371,8 +371,10 @@ def test_a_warehouse_never_transformed_has_nothing_to_validate(receivers, tmp_pa
 
 def test_cli_validate_before_transform_says_so_in_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("STRATPOS_TARGET", "duckdb")
-    monkeypatch.setenv("STRATPOS_DUCKDB_PATH", str(tmp_path / "empty.duckdb"))
-    assert main(["validate", "--docs-dir", str(tmp_path / "docs")]) == NothingToValidate.exit_code == 3
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "empty.duckdb")
+    query(settings, "select 1")  # the warehouse exists (an ingest created it), no transform ran
+    monkeypatch.setenv("STRATPOS_DUCKDB_PATH", str(settings.duckdb_path))
+    assert main(["validate", "--docs-dir", str(tmp_path / "docs")]) == NothingToValidate.exit_code == 4
     out, err = capsys.readouterr()
     [line] = err.splitlines()
     assert out == "" and line.startswith("stratpos: nothing to validate yet — run stratpos transform first")
