@@ -25,6 +25,7 @@ from ingestion.replay import load_replay
 from ingestion.store import RawStore
 from sandbox.generator import GenerateConfig, generate
 from sandbox.server import SandboxServer, ServerConfig, make_client
+from stratpos.cli import main as cli_main
 from stratpos.core.settings import Settings
 from tests.ingestion.test_binance_source import COMPARED, table_rows
 
@@ -128,7 +129,7 @@ def _audit(settings: Settings, run_id: str) -> list[tuple]:
 
 
 def test_a_backfill_past_retention_warns_and_the_export_fills_the_gap(
-    account40, expected40, data_end, tmp_path, caplog
+    account40, expected40, data_end, tmp_path, caplog, capsys, monkeypatch
 ):
     """Binance's own retention (orders 90 days, canceled orders without a fill 3 days, income 3 months), 70 days
     after the account's last record: the API run is cut at retention (warned, audited), Binance's exports of the
@@ -163,8 +164,12 @@ def test_a_backfill_past_retention_warns_and_the_export_fills_the_gap(
         assert first["futures_orders"].loaded > 0 and first["income"].loaded > 0
         assert first["futures_trades"].loaded == 0 and first["futures_trades"].duplicates > 0
         assert all(s.quarantined == 0 for s in first.values())
-        again = load_export_files(files, settings)
-        assert all(s.loaded == 0 and s.quarantined == 0 for s in again)  # idempotent
+        # the same files again, through the CLI: nothing loaded twice
+        monkeypatch.setenv("STRATPOS_TARGET", "duckdb")
+        monkeypatch.setenv("STRATPOS_DUCKDB_PATH", str(settings.duckdb_path))
+        assert cli_main(["ingest", "export", *map(str, files)]) == 0
+        summaries = [line for line in capsys.readouterr().out.splitlines() if ": received " in line]
+        assert len(summaries) == 4 and all("= loaded 0 + " in line and "quarantined 0" in line for line in summaries)
     _assert_equal(settings, expected40)
 
 
