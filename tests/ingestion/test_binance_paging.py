@@ -178,3 +178,34 @@ def test_an_unreadable_export_file_is_refused_in_one_line(tmp_path):
     bad.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(ExportError, match=r"x.csv: not a Binance trade, order or income export"):
         load_export_files([bad], Settings(target="duckdb", duckdb_path=tmp_path / "w.duckdb"))
+
+
+# ----------------------------------------------------------------------------- a millisecond fuller than a page
+@pytest.mark.parametrize("windowed", [False, True], ids=["id-queries-unwindowed", "id-queries-windowed"])
+def test_a_millisecond_holding_more_than_a_page_is_read_whole(windowed, tmp_path):
+    """25 fills and 25 income rows in one millisecond, pages of 10: moving the start time cannot get past that
+    millisecond, so it is read on by trade id (userTrades) and by page number (income)."""
+    from tests.ingestion import documented as doc
+
+    t = doc.T0 + 1_000
+    trades = [doc.trade("BTCUSDT", i, 500 + i, t, commission="0.01") for i in range(1, 26)]
+    trades += [doc.trade("BTCUSDT", 26 + i, 600 + i, t + 1_000, commission="0.01") for i in range(3)]
+    income = [doc.income("BTCUSDT", "COMMISSION", "-0.01", "USDT", t, 9_000_000 + i, str(i)) for i in range(1, 26)]
+    out = tmp_path / "acct"
+    out.mkdir()
+    (out / "account.json").write_text(json.dumps({"account_id": "default", "position_mode": "hedge"}))
+    for name, records in (("futures_trades.jsonl", trades), ("income.jsonl", income)):
+        (out / name).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "w.duckdb")
+    config = ServerConfig(weight_limit_1m=1_000_000, page_cap=10, id_queries_windowed=windowed)
+    with SandboxServer(out, config=config) as srv:
+        stats = {
+            s.source: s
+            for s in ingest_binance(
+                settings, client=_api(srv), symbols=["BTCUSDT"], since_ms=doc.T0 - DAY, until_ms=doc.T0 + DAY
+            )
+        }
+    assert (stats["futures_trades"].received, stats["futures_trades"].loaded) == (28, 28)
+    assert (stats["income"].received, stats["income"].loaded) == (25, 25)
+    with RawStore(settings) as store:
+        assert store.count("futures_trades") == 28 and store.count("income") == 25
