@@ -13,7 +13,7 @@
         "{{ recursion_limit() }}",
         "{{ delete_changed_episodes(ref('int_exchange_legs'), ['leg_id', 'exchange_position_id', 'leg_seq', 'leg_quantity', 'price', 'leg_qty_after']) }}",
     ],
-    post_hook="{{ add_index(['leg_id']) }}",
+    post_hook=["{{ add_index(['leg_id']) }}", "{{ add_index(['exchange_position_id']) }}"],
 ) }}
 
 with recursive legs as (

@@ -6,6 +6,7 @@
         'allocation_id', 'exchange_position_id', 'strategy_position_id', 'role', 'allocation_type', 'quantity',
         'commission', 'binance_realized_pnl', 'effective_time_ms', 'price'
     ]) }}",
+    post_hook="{{ add_index(['exchange_position_id']) }}",
 ) }}
 
 -- The atomic fact of SPEC §4.2: each fill (leg) split into allocations whose quantities
