@@ -4,6 +4,9 @@
 set -euo pipefail
 : "${AIRFLOW_ADMIN_USER:?}" "${AIRFLOW_ADMIN_PASSWORD:?}" "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?}"
 airflow db migrate
+# the pool every Binance task holds slots of (stratpos.pipeline.BINANCE_POOL_SLOTS: the tasks of one IP share
+# Binance's request-weight limit)
+airflow pools set binance_api 96 "Binance request weight shared by the tasks of this IP (stratpos)"
 umask 077
 python - <<'PY'
 import json

@@ -112,6 +112,8 @@ curl -fsS "$STRATPOS_BINANCE_BASE_URL/fapi/v1/time" > /dev/null \
 
 echo "airflow: migrating the metadata database (${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN%%:*})"
 "$BIN/airflow" db migrate > "$DIR/migrate.log" 2>&1 || { echo "airflow: db migrate failed, see $DIR/migrate.log" >&2; exit 1; }
+# the pool every Binance task holds slots of (the tasks of one IP share Binance's request-weight limit)
+"$BIN/airflow" pools set binance_api 96 "Binance request weight shared by the tasks of this IP (stratpos)" >> "$DIR/migrate.log" 2>&1
 # the same components as `airflow standalone`, each with its own log, all stopped by Ctrl-C
 components=()
 for component in api-server scheduler dag-processor triggerer; do

@@ -68,6 +68,9 @@ def describe(dag) -> dict:
                 "retries": t.retries,
                 "retry_delay_seconds": t.retry_delay.total_seconds(),
                 "outlets": sorted(getattr(o, "uri", str(o)) for o in t.outlets),
+                "pool": t.pool,
+                "pool_slots": t.pool_slots,
+                "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
             }
             for t in dag.tasks
         },
