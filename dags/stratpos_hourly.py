@@ -5,11 +5,18 @@ Every hour: ingest the account's raw facts, rebuild the per-strategy books with 
 (through Cosmos), prove with Great Expectations that the attribution reconciles with
 the exchange, and alert when it does not.
 
-1. **discover_symbols** — configured symbols ∪ those seen in income, positions, signals.
-2. **ingest_account_income** (position mode, exchangeInfo symbols with their margin assets,
-   income), **ingest_signals**, **ingest_symbol** (mapped per symbol: orders, algo orders,
-   trades), then **snapshot_positions** (positionRisk and wallet balances after the fills) and
-   **ingest_klines** (1m prices converting commission paid in another asset, e.g. BNB).
+1. **list_accounts** — the Binance accounts (`STRATPOS_ACCOUNTS`, keys in the connections
+   `binance_<account>`; one account `default` when unset). Everything below is mapped per account.
+2. **discover_symbols** (per account) — configured symbols ∪ those seen in income, positions, signals;
+   **symbol_plan** joins them into account × symbol pairs.
+3. **ingest_account_income** (per account: position mode, exchangeInfo symbols with their margin
+   assets, income), **ingest_signals**, **ingest_symbol** (per account × symbol: orders, algo orders,
+   trades), then **snapshot_positions** (per account: positionRisk and wallet balances after the fills)
+   and **ingest_klines** (per account: 1m prices converting commission paid in another asset, e.g. BNB).
+   Every Binance task holds slots of the pool `binance_api` by its heaviest request's weight: the tasks
+   of one IP share Binance's request-weight limit. An account whose task failed (bad key, ban) is not
+   snapshotted; the other accounts go on: **accounts_ingested** lets dbt and validate run when at least
+   one account was read, and **check_accounts** fails the run naming each failed account.
 3. **dbt** — a Cosmos task group over `dbt_project/` (models, then all tests).
 4. **validate** — reconciliation checks R1–R9; a failed check fails the run at once (no
    retry: the result is deterministic). The channels hear what changed (a check starts failing,
@@ -33,6 +40,8 @@ from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtTestLocalOperator
 
 from stratpos.core.settings import load_settings
+from stratpos.pipeline import BINANCE_POOL
+from stratpos.pipeline import pool_slots as _slots
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 SETTINGS = load_settings()  # read when the DAG is parsed: the target, the retries, dbt's environment
@@ -42,6 +51,8 @@ MARTS = Asset("stratpos://warehouse/marts")
 # overridable so that tests and the demo fail fast instead of waiting out retries
 RETRIES = SETTINGS.dag_retries
 RETRY_DELAY = timedelta(seconds=SETTINGS.dag_retry_delay_seconds)
+# the Airflow pool of every Binance request (create it once: `airflow pools set binance_api 96 ...`, see README)
+POOL = BINANCE_POOL
 
 
 def _settings():
@@ -61,6 +72,28 @@ def _window(params: dict, data_interval_end, dag_run) -> tuple[int | None, int |
     end = data_interval_end or dag_run.run_after
     until = _ms(params.get("until")) if params.get("until") else int(end.timestamp() * 1000)
     return _ms(params.get("since")) if params.get("since") else None, until
+
+
+def _account_failures(ti, accounts: list[str], plan: list[dict] | None) -> tuple[dict, list[str]]:
+    """({account: its failed tasks}, failed shared tasks) of this run, from Airflow's task states."""
+    from stratpos.pipeline import ACCOUNT_TASKS, failed_accounts
+
+    shared = ("list_accounts", "ingest_signals", "symbol_plan")
+    runs = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[*ACCOUNT_TASKS, *shared])
+    states = {k: str(getattr(v, "value", v)) for k, v in next(iter(runs.values()), {}).items()}
+    broken = sorted(f"{t} {states[t]}" for t in shared if states.get(t) in ("failed", "upstream_failed"))
+    return failed_accounts(states, accounts, plan), broken
+
+
+def _skip_failed_account(ti, account: str, accounts: list[str], plan: list[dict] | None) -> None:
+    """A snapshot after a failed read of the same account would not match its fills: skip it."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from stratpos.pipeline import describe_failures
+
+    failures, _ = _account_failures(ti, accounts, plan)
+    if account in failures:
+        raise AirflowSkipException(f"not read: {describe_failures({account: failures[account]})}")
 
 
 def _alert_on_failure(context) -> None:
@@ -107,18 +140,39 @@ def _alert_on_validate_failure(context) -> None:
 )
 def stratpos_hourly():
     @task
-    def discover_symbols(params=None) -> list[str]:
-        from stratpos.pipeline import discover_symbols as discover
+    def list_accounts() -> list[str]:
+        from stratpos.pipeline import configured_accounts
 
-        return discover(_settings(), params.get("symbols") or [])
+        return configured_accounts(_settings())
 
-    @task(outlets=[RAW])
-    def ingest_account_income(params=None, data_interval_end=None, dag_run=None) -> list[dict]:
+    @task(pool=POOL, pool_slots=_slots("discover_symbols"), map_index_template="{{ task.op_kwargs['account'] }}")
+    def discover_symbols(account: str, params=None) -> list[dict]:
+        from stratpos.pipeline import discover_account_symbols
+
+        return discover_account_symbols(_settings(), params.get("symbols") or [], account=account)
+
+    @task(trigger_rule="all_done")
+    def symbol_plan(found) -> list[dict]:
+        from stratpos.pipeline import symbol_plan as join
+
+        return join(found)  # an account whose discovery failed has no pairs (and fails the run at the end)
+
+    @task(
+        outlets=[RAW],
+        pool=POOL,
+        pool_slots=_slots("ingest_account_income"),
+        map_index_template="{{ task.op_kwargs['account'] }}",
+    )
+    def ingest_account_income(account: str, params=None, data_interval_end=None, dag_run=None) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
         since, until = _window(params, data_interval_end, dag_run)
         return ingest_exchange(
-            _settings(), streams=["account", "exchange_info", "income"], since_ms=since, until_ms=until
+            _settings(),
+            streams=["account", "exchange_info", "income"],
+            since_ms=since,
+            until_ms=until,
+            account=account,
         )
 
     @task(outlets=[RAW])
@@ -127,25 +181,83 @@ def stratpos_hourly():
 
         return load(_settings())
 
-    @task(outlets=[RAW], map_index_template="{{ task.op_kwargs['symbol'] }}")
-    def ingest_symbol(symbol: str, params=None, data_interval_end=None, dag_run=None) -> list[dict]:
+    @task(
+        outlets=[RAW],
+        pool=POOL,
+        pool_slots=_slots("ingest_symbol"),
+        map_index_template="{{ task.op_kwargs['target']['account'] }}:{{ task.op_kwargs['target']['symbol'] }}",
+    )
+    def ingest_symbol(target: dict, params=None, data_interval_end=None, dag_run=None) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
         since, until = _window(params, data_interval_end, dag_run)
-        return ingest_exchange(_settings(), streams=["symbols"], symbols=[symbol], since_ms=since, until_ms=until)
+        return ingest_exchange(
+            _settings(),
+            streams=["symbols"],
+            symbols=[target["symbol"]],
+            since_ms=since,
+            until_ms=until,
+            account=target["account"],
+        )
 
-    @task(outlets=[RAW])
-    def snapshot_positions() -> list[dict]:
+    @task(
+        outlets=[RAW],
+        trigger_rule="all_done",
+        pool=POOL,
+        pool_slots=_slots("snapshot_positions"),
+        map_index_template="{{ task.op_kwargs['account'] }}",
+    )
+    def snapshot_positions(account: str, accounts: list[str], plan: list[dict], ti=None) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
-        return ingest_exchange(_settings(), streams=["positions", "balances"])
+        _skip_failed_account(ti, account, accounts, plan)
+        return ingest_exchange(_settings(), streams=["positions", "balances"], account=account)
 
-    @task(outlets=[RAW])
-    def ingest_klines(params=None, data_interval_end=None, dag_run=None) -> list[dict]:
+    @task(
+        outlets=[RAW],
+        trigger_rule="all_done",
+        pool=POOL,
+        pool_slots=_slots("ingest_klines"),
+        map_index_template="{{ task.op_kwargs['account'] }}",
+    )
+    def ingest_klines(
+        account: str, accounts: list[str], plan: list[dict], params=None, data_interval_end=None, dag_run=None, ti=None
+    ) -> list[dict]:
         from stratpos.pipeline import ingest_exchange
 
+        _skip_failed_account(ti, account, accounts, plan)
         since, until = _window(params, data_interval_end, dag_run)
-        return ingest_exchange(_settings(), streams=["klines"], since_ms=since, until_ms=until)
+        return ingest_exchange(_settings(), streams=["klines"], since_ms=since, until_ms=until, account=account)
+
+    @task(trigger_rule="all_done")
+    def accounts_ingested(accounts: list[str], plan: list[dict], ti=None) -> list[str]:
+        """The accounts read completely; dbt and validate run when there is at least one."""
+        import logging
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from stratpos.pipeline import describe_failures
+
+        failures, broken = _account_failures(ti, accounts, plan)
+        if broken:
+            raise AirflowFailException(f"shared ingestion failed: {', '.join(broken)}")
+        healthy = [a for a in accounts if a not in failures]
+        if not healthy:
+            raise AirflowFailException(f"no account was read: {describe_failures(failures)}")
+        if failures:
+            logging.getLogger(__name__).warning("going on with %s; %s", ", ".join(healthy), describe_failures(failures))
+        return healthy
+
+    @task(trigger_rule="all_done")
+    def check_accounts(accounts: list[str], plan: list[dict], ti=None) -> None:
+        """Fails the run when any account's ingestion failed (after the other accounts' books were built)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from stratpos.pipeline import describe_failures
+
+        failures, broken = _account_failures(ti, accounts, plan)
+        if failures or broken:
+            raise AirflowFailException("; ".join([*broken, describe_failures(failures)]).strip("; "))
 
     dbt = DbtTaskGroup(
         group_id="dbt",
@@ -187,11 +299,15 @@ def stratpos_hourly():
             # deterministic: a retry would re-validate the same tables (and could alert again) — fail now
             raise AirflowFailException(str(exc)) from exc
 
-    symbols = discover_symbols()
-    loaded = [ingest_account_income(), ingest_signals(), ingest_symbol.expand(symbol=symbols)]
-    snapshot, prices = snapshot_positions(), ingest_klines()
-    loaded >> snapshot >> dbt >> validate()
-    loaded >> prices >> dbt
+    accounts = list_accounts()
+    plan = symbol_plan(discover_symbols.expand(account=accounts))
+    loaded = [ingest_account_income.expand(account=accounts), ingest_signals(), ingest_symbol.expand(target=plan)]
+    snapshot = snapshot_positions.partial(accounts=accounts, plan=plan).expand(account=accounts)
+    prices = ingest_klines.partial(accounts=accounts, plan=plan).expand(account=accounts)
+    ingested = accounts_ingested(accounts, plan)
+    loaded >> snapshot >> ingested >> dbt >> validate()
+    loaded >> prices >> ingested
+    ingested >> check_accounts(accounts, plan)
 
 
 stratpos_hourly()

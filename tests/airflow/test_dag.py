@@ -113,9 +113,20 @@ def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
         assert "snapshot_positions" in _ancestors(tasks, model)
         assert tasks[model]["outlets"] == [MARTS]
     assert tasks["validate"]["upstream"] == tests
-    assert tasks["snapshot_positions"]["upstream"] == ["ingest_account_income", "ingest_signals", "ingest_symbol"]
-    assert tasks["ingest_symbol"]["upstream"] == ["discover_symbols"]
-    assert tasks["ingest_symbol"]["operator"] == "DecoratedMappedOperator"
+    assert set(tasks["snapshot_positions"]["upstream"]) >= {"ingest_account_income", "ingest_signals", "ingest_symbol"}
+    assert tasks["ingest_symbol"]["upstream"] == ["symbol_plan"]
+    assert tasks["symbol_plan"]["upstream"] == ["discover_symbols"]
+    assert tasks["discover_symbols"]["upstream"] == ["list_accounts"]
+    # mapped per account (and per account × symbol): one account's failure fails its own map indexes
+    for name in ("discover_symbols", "ingest_account_income", "ingest_symbol", "snapshot_positions", "ingest_klines"):
+        assert tasks[name]["operator"] == "DecoratedMappedOperator", name
+        # the tasks of one IP share Binance's request weight (issue 12): slots by the heaviest request
+        assert tasks[name]["pool"] == "binance_api" and tasks[name]["pool_slots"] >= 1, name
+    assert tasks["ingest_account_income"]["pool_slots"] == 6 and tasks["ingest_symbol"]["pool_slots"] == 1
+    # an account that failed does not stop the others: dbt runs after accounts_ingested, which waits for all
+    assert tasks["accounts_ingested"]["trigger_rule"] == "all_done"
+    assert tasks["check_accounts"]["trigger_rule"] == "all_done"
+    assert not any("check_accounts" in t["upstream"] for t in tasks.values()), "a leaf: it fails the run"
     for name in INGEST_TASKS[1:]:
         assert tasks[name]["outlets"] == [RAW]
 
