@@ -27,7 +27,6 @@ from stratpos.core.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- accounts
-ENV_ACCOUNTS = "STRATPOS_ACCOUNTS"
 DEFAULT_ACCOUNT = "default"
 # an account id names the Airflow connection binance_<account> and the variables ..._<ACCOUNT>: lower case
 # letters, digits and _ keep both unambiguous (Airflow looks connections up as AIRFLOW_CONN_<CONN_ID upper>)
@@ -38,23 +37,14 @@ class AccountIngestionError(RuntimeError):
     """One or more accounts could not be read; the others were. The message names each account and why."""
 
 
-def configured_accounts(env: Mapping[str, str] | None = None) -> list[str]:
-    """The account ids to read: ``STRATPOS_ACCOUNTS`` (comma-separated), else ``["default"]``."""
-    env = os.environ if env is None else env
-    raw = env.get(ENV_ACCOUNTS, "")
-    accounts = [a.strip() for a in raw.split(",") if a.strip()]
-    if not accounts:
-        return [DEFAULT_ACCOUNT]
-    bad = [a for a in accounts if not _ACCOUNT_ID.match(a)]
-    if bad:
-        raise ConfigError(
-            f"{ENV_ACCOUNTS}: {', '.join(map(repr, bad))} is not an account id (lower-case letters, digits, _; "
-            "at most 32; it names the Airflow connection binance_<account>)"
-        )
-    dupes = sorted({a for a in accounts if accounts.count(a) > 1})
-    if dupes:
-        raise ConfigError(f"{ENV_ACCOUNTS} lists {', '.join(dupes)} more than once")
-    return accounts
+def configured_accounts(settings: Settings | None = None) -> list[str]:
+    """The account ids to read: the setting ``accounts`` (``STRATPOS_ACCOUNTS``, comma-separated, validated by
+    the settings), else ``["default"]``."""
+    if settings is None:
+        from stratpos.core.settings import load_settings
+
+        settings = load_settings()
+    return list(getattr(settings, "accounts", ()) or ()) or [DEFAULT_ACCOUNT]
 
 
 def account_credentials(account: str, env: Mapping[str, str] | None = None):
@@ -279,7 +269,7 @@ def ingest_exchange_all(
     (:class:`AccountIngestionError`, one account's own error when it is the only one)."""
     from ingestion.binance_source import STREAMS
 
-    todo = list(accounts) if accounts is not None else configured_accounts()
+    todo = list(accounts) if accounts is not None else configured_accounts(settings)
     stats: list[dict] = []
     failures: dict[str, Exception] = {}
     for account in todo:
