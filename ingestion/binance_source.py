@@ -268,6 +268,7 @@ class _Ingestion:
         self.server_ms = until_ms  # the server time of the run (set by ingest_binance)
         self.floors: dict[str, int] = {}  # dataset -> Binance's retention floor at this run (set by ingest_binance)
         self._cut_noted: set[str] = set()
+        self._retention_rows = 0
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _ph(self) -> str:
@@ -317,8 +318,15 @@ class _Ingestion:
         for note in notes:
             log.warning("binance account %s: %s", self.account_id, note)
         row = audit_row(
-            self.run_id, self._source("retention"), self.store.target, utcnow(), "warning", "; ".join(notes)[:2000]
+            self.run_id,
+            self._source("retention"),
+            self.store.target,
+            utcnow(),
+            "warning",
+            "; ".join(notes)[:2000],
+            batch_no=self._retention_rows,  # one row per note of the run (the audit key ends in batch_no)
         )
+        self._retention_rows += 1
         with self.store.transaction():
             self.store.write_run(row)
 

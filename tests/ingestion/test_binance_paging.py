@@ -209,3 +209,24 @@ def test_a_millisecond_holding_more_than_a_page_is_read_whole(windowed, tmp_path
     assert (stats["income"].received, stats["income"].loaded) == (25, 25)
     with RawStore(settings) as store:
         assert store.count("futures_trades") == 28 and store.count("income") == 25
+
+
+def test_a_run_after_an_outage_longer_than_retention_is_cut_and_told(account40, data_end, tmp_path, caplog):
+    """The watermark is older than Binance's retention when the next run comes: that run starts at the limit,
+    warns and audits, instead of asking for what Binance no longer has."""
+    caplog.set_level(logging.WARNING)
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "w.duckdb")
+    with SandboxServer(account40, config=ServerConfig(weight_limit_1m=10_000_000)) as srv:
+        srv.set_visible_until(START_MS + 10 * DAY)
+        first = new_run_id()
+        ingest_binance(settings, client=_api(srv), since_ms=START_MS - DAY, until_ms=data_end, run_id=first)
+        assert [r for r in _audit(settings, first) if r[0] == "binance:default:retention"] == []
+        clock = data_end + 100 * DAY  # nothing ran for more than 90 days
+        srv.set_visible_until(clock)
+        later = new_run_id()
+        ingest_binance(settings, client=_api(srv), until_ms=clock, run_id=later)
+    notes = [r for r in _audit(settings, later) if r[0] == "binance:default:retention"]
+    assert {r[1] for r in notes} == {"warning"}
+    text = " ".join(r[2] for r in notes)
+    assert "orders (allOrders)" in text and "income (income history)" in text and "stratpos ingest export" in text
+    assert "trades" not in text  # 6 months: still served from the watermark on
