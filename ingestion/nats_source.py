@@ -36,6 +36,7 @@ in flight (commit and acks) before it stops (``stratpos listen nats``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -52,7 +53,8 @@ from pydantic import SecretStr
 from ingestion.batch import Batch, BatchStats, new_run_id
 from ingestion.records import raw_hash
 from ingestion.store import RawStore
-from stratpos.core.settings import ConfigError, Settings
+from stratpos.core.errors import ConfigError
+from stratpos.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ KINDS = ("signals", "order_links")
 
 
 # ----------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NatsSettings:
     """Where the bus is and what to consume (read by :func:`load_nats_settings`)."""
 
@@ -103,6 +105,9 @@ class NatsSettings:
     def with_overrides(self, **changes: Any) -> NatsSettings:
         return replace(self, **changes)
 
+    def __repr__(self) -> str:  # server URLs may carry user:password
+        return f"NatsSettings({self.describe()}, batch {self.batch_size}, wait {self.wait}s, ack wait {self.ack_wait}s)"
+
 
 def _safe_server(url: str) -> str:
     try:
@@ -127,39 +132,35 @@ def _positive(name: str, raw: str, cast: Callable[[str], Any]) -> Any:
     return value
 
 
-def load_nats_settings(env: Mapping[str, str], **overrides: Any) -> NatsSettings:
-    """NATS settings from ``STRATPOS_NATS_*`` variables (defaults: a local server, stream ``STRATPOS``).
+def nats_settings(settings: Settings, **overrides: Any) -> NatsSettings:
+    """The NATS part of the settings object (``STRATPOS_NATS_*``, see the README's configuration table).
 
-    ``STRATPOS_NATS_SERVERS`` (comma-separated URLs), ``STRATPOS_NATS_CREDS_FILE``,
-    ``STRATPOS_NATS_TOKEN``, ``STRATPOS_NATS_USER`` / ``STRATPOS_NATS_PASSWORD``,
-    ``STRATPOS_NATS_STREAM``, ``STRATPOS_NATS_SIGNALS_SUBJECT``, ``STRATPOS_NATS_LINKS_SUBJECT``,
-    ``STRATPOS_NATS_DURABLE``, ``STRATPOS_NATS_BATCH_SIZE``, ``STRATPOS_NATS_WAIT_SECONDS``,
-    ``STRATPOS_NATS_ACK_WAIT_SECONDS``, ``STRATPOS_NATS_ACCOUNT_ID``. ``overrides`` (non-None
-    values) win over the environment.
+    Defaults: a local server, stream ``STRATPOS``. ``overrides`` (non-None values, e.g. command-line
+    options) win over the settings.
     """
-    d = NatsSettings()
-    g = lambda name: env.get(f"STRATPOS_NATS_{name}", "").strip()  # noqa: E731
-    servers = tuple(s.strip() for s in g("SERVERS").split(",") if s.strip())
+    servers = tuple(x.strip() for x in settings.nats_servers.split(",") if x.strip())
     values: dict[str, Any] = {
-        "servers": servers or d.servers,
+        "servers": servers or NatsSettings.servers,
         "configured": bool(servers),
-        "creds_file": Path(g("CREDS_FILE")) if g("CREDS_FILE") else None,
-        "token": SecretStr(env["STRATPOS_NATS_TOKEN"]) if g("TOKEN") else None,
-        "user": g("USER") or None,
-        "password": SecretStr(env["STRATPOS_NATS_PASSWORD"]) if g("PASSWORD") else None,
-        "stream": g("STREAM") or d.stream,
-        "signals_subject": g("SIGNALS_SUBJECT") or d.signals_subject,
-        "links_subject": g("LINKS_SUBJECT") or d.links_subject,
-        "durable": g("DURABLE") or d.durable,
-        "batch_size": _positive("STRATPOS_NATS_BATCH_SIZE", g("BATCH_SIZE"), int) if g("BATCH_SIZE") else d.batch_size,
-        "wait": _positive("STRATPOS_NATS_WAIT_SECONDS", g("WAIT_SECONDS"), float) if g("WAIT_SECONDS") else d.wait,
-        "ack_wait": _positive("STRATPOS_NATS_ACK_WAIT_SECONDS", g("ACK_WAIT_SECONDS"), float)
-        if g("ACK_WAIT_SECONDS")
-        else d.ack_wait,
-        "account_id": g("ACCOUNT_ID") or d.account_id,
+        "creds_file": settings.nats_creds_file,
+        "token": settings.nats_token,
+        "user": settings.nats_user,
+        "password": settings.nats_password,
+        "stream": settings.nats_stream,
+        "signals_subject": settings.nats_signals_subject,
+        "links_subject": settings.nats_links_subject,
+        "durable": settings.nats_durable,
+        "batch_size": settings.nats_batch_size,
+        "wait": settings.nats_wait_seconds,
+        "ack_wait": settings.nats_ack_wait_seconds,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return _checked(NatsSettings(**values))
+
+
+def load_nats_settings(env: Mapping[str, str], **overrides: Any) -> NatsSettings:
+    """:func:`nats_settings` of the settings read from ``env`` alone (tests, the DAG's environment)."""
+    return nats_settings(load_settings(env), **overrides)
 
 
 def nats_settings_from_connection(
@@ -263,6 +264,9 @@ class _MessageBatch(Batch):
         self.current: tuple[str, int, int] = ("?", 0, 1)  # subject, stream sequence, deliveries
         self.origins: dict[str, tuple[str, int, int]] = {}  # payload -> message, for merge conflicts
         self.max_seq = 0
+        self.seen_up_to = 0  # the committed stream sequence before this batch
+        self.reject_seqs: list[int] = []  # stream sequence of each reject, in order
+        self.committing = False
 
     def add_message(self, msg) -> None:
         meta = msg.metadata
@@ -273,30 +277,53 @@ class _MessageBatch(Batch):
         self.origins[msg.data.decode("utf-8", "backslashreplace").rstrip("\r\n")] = self.current
         self.add_line(msg.data)
 
-    def _reject_row(self, payload, reason, key, raw=None, record_hash=None) -> dict:
-        subject, seq, _ = self.origins.get(payload, self.current)
+    def _reject_row(self, payload, reason, key, raw=None, record_hash=None, *rest) -> dict:
+        # raw bytes: rejected while the message is added; else a conflict found by its payload
+        subject, seq, _ = self.current if raw is not None else self.origins.get(payload, self.current)
         data = raw if raw is not None else payload.encode("utf-8", "surrogateescape")
-        row = super()._reject_row(payload, f"stream {self.stream} sequence {seq}, subject {subject}: {reason}", key)
+        where = f"stream {self.stream} sequence {seq}, subject {subject}"
+        row = super()._reject_row(payload, f"{where}: {reason}", key, raw, None, *rest)
         row["record_key"] = f"{subject}#{seq}:{key or '?'}"[:255]
-        row["record_hash"] = raw_hash(f"{self.stream}:{seq}\x1f".encode() + data)
+        row["record_hash"] = self._hash(seq, data)
+        if not self.committing:  # rejected while added: one entry per reject, in order
+            self.reject_seqs.append(seq)
         return row
 
+    def _hash(self, seq: int, data: bytes) -> str:
+        return raw_hash(f"{self.stream}:{seq}\x1f".encode() + data)
+
     def commit(self, store: RawStore, watermarks: dict[str, str] | None = None) -> BatchStats:
-        # a bad message delivered again (redelivery, replay) whose quarantine row is stored is a duplicate
-        again = [r["record_hash"] for r in self.rejects]
-        if again:
+        """Commit; a message at or below the committed sequence (a redelivery or a replay) that was
+        quarantined before — malformed, or conflicting with a loaded record — is a duplicate."""
+        seen = {}  # quarantine hash -> reject index or row key, for messages delivered before
+        for i, r in enumerate(self.rejects):
+            if self.reject_seqs[i] <= self.seen_up_to:
+                seen[r["record_hash"]] = ("reject", i)
+        for key, row in self.rows.items():
+            origin = self.origins.get(row["payload"])
+            if origin and origin[1] <= self.seen_up_to:
+                seen[self._hash(origin[1], row["payload"].encode("utf-8", "surrogateescape"))] = ("row", key)
+        if seen:
             ph = store._ph()
-            stored = {
-                h
-                for (h,) in store.fetchall(
-                    f"select record_hash from {store.table('quarantine')} where source = {ph} "
-                    f"and record_hash in ({', '.join([ph] * len(again))})",
-                    [self.source, *again],
-                )
-            }
-            if stored:
-                self.rejects = [r for r in self.rejects if r["record_hash"] not in stored]
-                self.in_batch_duplicates += len(stored)
+            hashes = list(seen)
+            stored = set()
+            for i in range(0, len(hashes), 500):
+                part = hashes[i : i + 500]
+                stored |= {
+                    h
+                    for (h,) in store.fetchall(
+                        f"select record_hash from {store.table('quarantine')} where source = {ph} "
+                        f"and record_hash in ({', '.join([ph] * len(part))})",
+                        [self.source, *part],
+                    )
+                }
+            drop_rejects = {seen[h][1] for h in stored if seen[h][0] == "reject"}
+            for h in stored:
+                if seen[h][0] == "row":
+                    del self.rows[seen[h][1]]
+            self.rejects = [r for i, r in enumerate(self.rejects) if i not in drop_rejects]
+            self.in_batch_duplicates += len(stored)
+        self.committing = True
         return super().commit(store, watermarks)
 
 
@@ -383,7 +410,7 @@ async def _consume_kind(
                 break
             try:
                 msgs = await sub.fetch(want, timeout=cfg.wait)
-            except nats.errors.TimeoutError:
+            except (TimeoutError, nats.errors.TimeoutError):  # nats-py raises either when nothing came
                 msgs = []
             if not msgs:
                 if follow:
@@ -400,9 +427,10 @@ async def _consume_kind(
             idle_since = None
             batch = _MessageBatch(kind, cfg, run_id, result.batches)
             result.batches += 1
+            stored = _int_watermark(store.get_watermark(cfg.state_key(kind)))
+            batch.seen_up_to = stored
             for m in msgs:
                 batch.add_message(m)
-            stored = _int_watermark(store.get_watermark(cfg.state_key(kind)))
             last = max(stored, batch.max_seq)
             stats = batch.commit(store, {cfg.state_key(kind): f"int:{last}"})
             total.add(stats)
@@ -429,6 +457,8 @@ async def _run(
     max_messages: int | None,
     stop: asyncio.Event | None,
 ) -> NatsStats:
+    from nats.js.errors import NotFoundError
+
     run_id = run_id or new_run_id()
     stop = stop or asyncio.Event()
     result = NatsStats({k: BatchStats(cfg.source(k)) for k in kinds}, {})
@@ -436,8 +466,22 @@ async def _run(
     store = RawStore(settings)
     try:
         store.open()
+        _warm_up()
         js = nc.jetstream()
+        waiting = False
+        while follow and not stop.is_set():  # the listener may start before the trade engine creates the stream
+            try:
+                await js.stream_info(cfg.stream)
+                break
+            except NotFoundError:
+                if not waiting:
+                    log.warning("NATS: stream %s does not exist yet; waiting for it", cfg.stream)
+                    waiting = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), cfg.wait)
         for kind in kinds:
+            if stop.is_set():
+                return result
             await _ensure_consumer(js, cfg, kind, store, start, reset)
         log.info("NATS: consuming %s from %s", ", ".join(kinds), cfg.describe())
         tasks = [
@@ -471,6 +515,15 @@ async def _run(
     for st in result.stats.values():
         log.info(st.summary())
     return result
+
+
+def _warm_up() -> None:
+    """Import what the first commit needs before the first fetch: on a busy machine these imports take
+    seconds, and a first batch that outlives ``ack_wait`` would be redelivered (harmless, but wasted)."""
+    import pyarrow  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import pandas  # noqa: F401  (pyarrow converts timestamps through it)
 
 
 def ingest_nats(

@@ -170,6 +170,25 @@ class Settings(BaseSettings):
     bi_password: SecretStr | None = Field(None, description="its password; unset: no BI user is created")
     dag_retries: int = Field(2, ge=0, description="task retries of the hourly DAG (read when the DAG is parsed)")
     dag_retry_delay_seconds: int = Field(120, ge=0, description="seconds between those retries")
+    # --- NATS JetStream: signals and order links from the trade engine's bus (ingestion/nats_source.py)
+    nats_servers: str = Field(
+        "",
+        description="comma-separated NATS server URLs (or the Airflow connection `nats_default`); empty: the DAG "
+        "reads no bus, `stratpos ingest nats` uses nats://127.0.0.1:4222",
+    )
+    nats_creds_file: Path | None = Field(None, description="NATS credentials file (`.creds`: JWT and NKey seed)")
+    nats_token: SecretStr | None = Field(None, description="NATS token")
+    nats_user: str | None = Field(None, description="NATS user (with `STRATPOS_NATS_PASSWORD`)")
+    nats_password: SecretStr | None = Field(None, description="NATS password")
+    nats_stream: str = Field("STRATPOS", description="JetStream stream holding the signals and order links")
+    nats_signals_subject: str = Field("stratpos.signals.>", description="subject (filter) of the signals")
+    nats_links_subject: str = Field("stratpos.order_links.>", description="subject (filter) of the order links")
+    nats_durable: str = Field("stratpos", description="durable consumer name prefix (`<name>_signals`, …)")
+    nats_batch_size: int = Field(1000, ge=1, description="messages per fetch and commit")
+    nats_wait_seconds: float = Field(2.0, gt=0, description="longest wait of one fetch")
+    nats_ack_wait_seconds: float = Field(
+        30.0, gt=0, description="seconds before JetStream redelivers a fetched, unacknowledged message"
+    )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
