@@ -231,6 +231,8 @@ def test_a_failing_channel_does_not_stop_the_others_and_leaks_no_secret(receiver
     text = caplog.text + " ".join(d.error for d in deliveries)
     assert "alert of run validate-test-1 via webhook (127.0.0.1) failed" in caplog.text
     assert not any(secret in text for secret in SECRETS)
+    # apprise logs each request's URL at DEBUG: there, the secret part is scrubbed
+    assert "JSON POST URL: *** " in caplog.text and "Bearer%20***" in caplog.text
 
 
 def test_airflow_task_failure_callback_alerts(receivers):

@@ -9,6 +9,7 @@ and a dropped commission that the books have not seen yet.
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal as D
 from pathlib import Path
@@ -22,6 +23,7 @@ from stratpos.core.settings import Settings
 from stratpos.core.warehouse import drop_schemas
 from stratpos.validate import NothingToValidate
 from tests.reconciliation.helpers import (
+    alert_env,
     alert_payload,
     build,
     copy_duckdb,
@@ -391,6 +393,32 @@ def test_cli_validate_exits_0_when_nothing_failed_and_1_otherwise(clean_hedge, m
         out = capsys.readouterr().out
         assert line in out and "WARNED  R8 linkage" in out
     assert "entry_price: expected" in out
+
+
+def test_verbose_output_of_a_run_that_alerts_shows_no_url_token_or_password(clean_hedge, tmp_path):
+    """``stratpos -v validate`` with every channel configured: alerts go out, the log names no secret."""
+    import subprocess
+    import sys
+
+    from stratpos.core.settings import PROJECT_ROOT
+    from tests.airflow.helpers import stratpos_env
+
+    settings = copy_duckdb(clean_hedge, tmp_path / "copy")
+    with WebhookReceiver() as webhook, SmtpSink() as smtp:  # new channels: R8's warning is news to them
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATPOS_")}
+        env.update(stratpos_env(settings), **alert_env(webhook, smtp))
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from stratpos.cli import main; sys.exit(main())",
+             "-v", "validate", "--docs-dir", str(tmp_path / "docs")],
+            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert len(webhook.requests) == 2 and len(smtp.mails) == 2
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "INFO stratpos.alerts: alert of run" in output and "alert via webhook (127.0.0.1): sent" in output
+    secrets = [webhook.url("/hook"), "/slack/T000/B000/secret-slack-token", "secret-slack-token",
+               "secret-webhook-token", "secret-smtp-password"]  # fmt: skip
+    assert [s for s in secrets if s in output] == []
 
 
 # --------------------------------------------------------------------------------------------- MariaDB
