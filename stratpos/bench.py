@@ -522,3 +522,82 @@ def run_hourly_bench(
             print(f"ratio {target} {history_days:g}d / {baseline_days:g}d: {ratios}")
     (workdir / "bench-hourly.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def run_nats_bench(
+    workdir: Path, *, messages: int = 100_000, targets: tuple[str, ...] = ("duckdb",), servers: str | None = None
+) -> int:
+    """``stratpos bench nats``: publish ``messages`` signals to a throw-away JetStream stream, then time
+    ``ingest_nats`` (fetch, validate, commit, ack) into a fresh warehouse per target; the stream is deleted."""
+    import asyncio
+    import uuid
+
+    from ingestion.nats_source import connect, ingest_nats, nats_settings
+    from sandbox.publish import publish_messages
+    from stratpos.core.warehouse import drop_schemas
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    stream = f"BENCH{uuid.uuid4().hex[:8]}"
+    base = _settings(workdir, "duckdb")
+    cfg = nats_settings(
+        base,
+        servers=tuple(servers.split(",")) if servers else None,
+        stream=stream,
+        signals_subject=f"{stream}.signals.>",
+        links_subject=f"{stream}.links.>",
+        durable="bench",
+    )
+    t0 = 1767571322398
+    payloads = [
+        json.dumps(
+            {
+                "signal_id": f"b{i:07d}",
+                "strategy_id": f"s{i % 10}",
+                "symbol": ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3],
+                "action": "buy" if i % 2 else "sell",
+                "quantity": "0.01",
+                "price": str(40000 + i % 1000),
+                "timestamp": t0 + i * 1000,
+                "confidence": 0.5,
+            }
+        ).encode()
+        for i in range(messages)
+    ]
+    try:
+        published = publish_messages(cfg, {"signals": payloads})
+        print(f"nats: published {messages:,} signals in {published.seconds:.1f} s")
+        for target in targets:
+            settings = _settings(workdir, target)
+            if target == "duckdb":
+                settings.duckdb_path.unlink(missing_ok=True)
+            else:
+                drop_schemas(settings)
+            consumer = cfg.with_overrides(durable=f"bench{target}")
+            started = time.perf_counter()
+            result = ingest_nats(settings, consumer, kinds=("signals",))
+            seconds = time.perf_counter() - started
+            st = result.stats["signals"]
+            results[target] = {
+                "messages": st.received,
+                "loaded": st.loaded,
+                "seconds": round(seconds, 2),
+                "messages_per_s": round(st.received / seconds) if seconds else None,
+                "batch_size": cfg.batch_size,
+            }
+            print(
+                f"nats ingest {target}: {st.received:,} messages ({st.loaded:,} loaded) in {seconds:.1f} s = "
+                f"{results[target]['messages_per_s']:,} messages/s (batch {cfg.batch_size}, committed then acked)"
+            )
+    finally:
+
+        async def drop() -> None:
+            nc = await connect(cfg)
+            try:
+                await nc.jetstream().delete_stream(stream)
+            finally:
+                await nc.close()
+
+        asyncio.run(drop())
+    (workdir / "bench-nats.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
