@@ -168,6 +168,84 @@ def cmd_ingest_signals(args: argparse.Namespace) -> int:
     return _print_stats(stats)
 
 
+def _nats_settings(args: argparse.Namespace):
+    """NATS settings: the settings object's STRATPOS_NATS_*, overridden by the command line's options."""
+    from ingestion.nats_source import nats_settings
+
+    servers = getattr(args, "nats", None)
+    return nats_settings(
+        load_settings(),
+        servers=tuple(s.strip() for s in servers.split(",") if s.strip()) if servers else None,
+        stream=args.stream,
+        signals_subject=args.signals_subject,
+        links_subject=args.links_subject,
+        durable=getattr(args, "durable", None),
+        batch_size=getattr(args, "batch_size", None),
+    )
+
+
+def _nats_kinds(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("signals", "order_links") if args.only is None else (args.only,)
+
+
+def _print_commit(kind: str, stats, last_sequence: int) -> None:
+    print(
+        f"  committed {kind}: received {stats.received:,} = loaded {stats.loaded:,} + duplicates "
+        f"{stats.duplicates:,} + quarantined {stats.quarantined:,}; stream sequence {last_sequence}",
+        flush=True,
+    )
+
+
+def cmd_ingest_nats(args: argparse.Namespace) -> int:
+    from ingestion.nats_source import NatsSourceError, ingest_nats
+
+    settings = load_settings()
+    cfg = _nats_settings(args)
+    print(f"consuming {cfg.describe()} into {settings.describe()}", flush=True)
+    try:
+        result = ingest_nats(
+            settings,
+            cfg,
+            kinds=_nats_kinds(args),
+            from_sequence=args.from_sequence,
+            reset=args.reset,
+            on_commit=None if args.quiet else _print_commit,
+        )
+    except NatsSourceError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    return _print_stats(result.as_list())
+
+
+def cmd_listen_nats(args: argparse.Namespace) -> int:
+    from ingestion.nats_source import NatsSourceError, listen_nats
+
+    settings = load_settings()
+    cfg = _nats_settings(args)
+    print(f"listening on {cfg.describe()} into {settings.describe()} (SIGTERM stops after the batch)", flush=True)
+    try:
+        result = listen_nats(settings, cfg, kinds=_nats_kinds(args), on_commit=None if args.quiet else _print_commit)
+    except NatsSourceError as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    print("stopped")
+    return _print_stats(result.as_list())
+
+
+def cmd_sandbox_publish(args: argparse.Namespace) -> int:
+    from ingestion.nats_source import NatsSourceError
+    from sandbox.publish import publish_replay
+
+    cfg = _nats_settings(args)
+    try:
+        result = publish_replay(cfg, Path(args.replay_dir))
+    except (NatsSourceError, FileNotFoundError) as exc:
+        print(f"stratpos: {exc}", file=sys.stderr)
+        return 1
+    print(f"published to {cfg.describe()}: {result.summary()}")
+    return 0
+
+
 def cmd_transform(args: argparse.Namespace) -> int:
     from stratpos.core.warehouse import require_warehouse
     from stratpos.transform import TransformError, run_dbt
@@ -269,8 +347,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from stratpos.bench import run_bench, run_hourly_bench
+    from stratpos.bench import run_bench, run_hourly_bench, run_nats_bench
 
+    if args.stage == "nats":
+        targets = (args.target,) if args.target else tuple(args.targets)
+        return run_nats_bench(Path(args.workdir), messages=args.messages, targets=targets, servers=args.nats)
     if args.stage == "hourly":
         return run_hourly_bench(
             Path(args.workdir),
@@ -304,6 +385,19 @@ def cmd_config(args: argparse.Namespace) -> int:
     for var, shown, origin in rows:
         print(f"  {var:<{width}}  {shown}  [{origin}]")
     return 0
+
+
+def _nats_arguments(p: argparse.ArgumentParser, consumer: bool = False) -> None:
+    """Options overriding the STRATPOS_NATS_* settings (secrets only from the environment)."""
+    if consumer:
+        p.add_argument("--nats", metavar="SERVERS", help="NATS server URLs, comma-separated (STRATPOS_NATS_SERVERS)")
+        p.add_argument("--durable", help="consumer name prefix (STRATPOS_NATS_DURABLE)")
+        p.add_argument("--batch-size", type=int, help="messages per fetch and commit (STRATPOS_NATS_BATCH_SIZE)")
+        p.add_argument("--only", choices=("signals", "order_links"), help="consume one kind only")
+        p.add_argument("--quiet", action="store_true", help="no line per committed batch")
+    p.add_argument("--stream", help="JetStream stream (STRATPOS_NATS_STREAM)")
+    p.add_argument("--signals-subject", help="signals subject (STRATPOS_NATS_SIGNALS_SUBJECT)")
+    p.add_argument("--links-subject", help="order-link subject (STRATPOS_NATS_LINKS_SUBJECT)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8765)
     srv.add_argument("--weight-limit", type=int, default=2400, help="request weight per minute before 429")
     srv.set_defaults(func=cmd_sandbox_serve)
+    pub = ssub.add_parser("publish", help="publish a replay directory's signals and order links to NATS JetStream")
+    pub.add_argument("replay_dir", metavar="REPLAY_DIR", help="replay directory (signals.jsonl, order_links.jsonl)")
+    pub.add_argument("--nats", required=True, metavar="SERVERS", help="NATS server URLs, comma-separated")
+    _nats_arguments(pub)
+    pub.set_defaults(func=cmd_sandbox_publish)
 
     ingest = sub.add_parser("ingest", help="load sources into the raw layer (idempotent)")
     isub = ingest.add_subparsers(dest="ingest_command", required=True, metavar="SOURCE")
@@ -404,6 +503,16 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--table", help="table name (with --sql-url)")
     sg.add_argument("--incremental-column", help="monotonic column, e.g. updated_at (with --sql-url)")
     sg.set_defaults(func=cmd_ingest_signals)
+    na = isub.add_parser("nats", help="signals and order links from NATS JetStream (durable pull consumers)")
+    _nats_arguments(na, consumer=True)
+    na.add_argument("--from-sequence", type=int, help="recreate the consumers to replay the stream from this sequence")
+    na.add_argument("--reset", action="store_true", help="recreate the consumers after the stored stream sequence")
+    na.set_defaults(func=cmd_ingest_nats)
+    listen = sub.add_parser("listen", help="long-running, low-latency ingestion (stops on SIGTERM)")
+    lsub = listen.add_subparsers(dest="listen_command", required=True, metavar="SOURCE")
+    ln = lsub.add_parser("nats", help="consume signals and order links from NATS JetStream until SIGTERM")
+    _nats_arguments(ln, consumer=True)
+    ln.set_defaults(func=cmd_listen_nats)
 
     rp = sub.add_parser("report", help="write the self-contained HTML report from the marts")
     rp.add_argument("--out", help="HTML file (default warehouse/report.html)")
@@ -426,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     va.set_defaults(func=cmd_validate)
 
     bench = sub.add_parser("bench", help="measure throughput and peak memory of a pipeline stage")
-    bench.add_argument("stage", choices=("generate", "ingest", "transform", "hourly"), help="stage to measure")
+    bench.add_argument("stage", choices=("generate", "ingest", "transform", "hourly", "nats"), help="stage to measure")
+    bench.add_argument("--messages", type=int, default=100_000, help="nats: signals to publish and ingest")
+    bench.add_argument("--nats", metavar="SERVERS", help="nats: server URLs (default: STRATPOS_NATS_SERVERS or local)")
     bench.add_argument("--workdir", default="warehouse/bench")
     bench.add_argument("--days", type=float, default=30)
     bench.add_argument("--strategies", type=int, default=10)
