@@ -5,6 +5,8 @@ Every hour: ingest the account's raw facts, rebuild the per-strategy books with 
 (through Cosmos), prove with Great Expectations that the attribution reconciles with
 the exchange, and alert when it does not.
 
+0. **ingest_nats** — signals and order links from NATS JetStream (durable pull consumers; settings
+   `STRATPOS_NATS_*` or the Airflow connection `nats_default`; nothing to do when neither is set).
 1. **list_accounts** — the Binance accounts (`STRATPOS_ACCOUNTS`, keys in the connections
    `binance_<account>`; one account `default` when unset). Everything below is mapped per account.
 2. **discover_symbols** (per account) — configured symbols ∪ those seen in income, positions, signals;
@@ -181,6 +183,13 @@ def stratpos_hourly():
 
         return load(_settings())
 
+    @task(outlets=[RAW])
+    def ingest_nats() -> list[dict]:
+        from ingestion.nats_source import airflow_nats_settings, ingest_nats_summaries
+
+        settings = _settings()
+        return ingest_nats_summaries(settings, airflow_nats_settings(settings))
+
     @task(
         outlets=[RAW],
         pool=POOL,
@@ -300,6 +309,7 @@ def stratpos_hourly():
             raise AirflowFailException(str(exc)) from exc
 
     accounts = list_accounts()
+    ingest_nats() >> accounts  # signals from the bus first: their symbols are discovered in this run
     plan = symbol_plan(discover_symbols.expand(account=accounts))
     loaded = [ingest_account_income.expand(account=accounts), ingest_signals(), ingest_symbol.expand(target=plan)]
     snapshot = snapshot_positions.partial(accounts=accounts, plan=plan).expand(account=accounts)

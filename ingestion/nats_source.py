@@ -599,10 +599,10 @@ def _stopping(stop: asyncio.Event, sig: signal.Signals) -> None:
 AIRFLOW_CONN_ID = "nats_default"
 
 
-def airflow_nats_settings(env: Mapping[str, str]) -> NatsSettings | None:
+def airflow_nats_settings(settings: Settings) -> NatsSettings | None:
     """The DAG's NATS settings: ``STRATPOS_NATS_*``, then the Airflow connection ``nats_default``
     over them when it exists; ``None`` when neither names a server (the task then reads nothing)."""
-    base = load_nats_settings(env)
+    base = nats_settings(settings)
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 

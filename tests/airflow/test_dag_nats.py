@@ -73,13 +73,15 @@ def test_compose_profile_nats_runs_a_jetstream_server_and_the_listener():
 def test_the_dag_reads_nats_settings_from_the_airflow_connection(conn_id, monkeypatch):
     """``airflow_nats_settings`` in a task: the connection over the environment, none without either."""
     from ingestion.nats_source import AIRFLOW_CONN_ID, airflow_nats_settings
+    from stratpos.core.settings import load_settings
 
     assert conn_id == AIRFLOW_CONN_ID
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", "nats://:s3cret@bus:4333?stream=ENGINE&durable=books")
-    cfg = airflow_nats_settings({"STRATPOS_NATS_BATCH_SIZE": "77"})
+    cfg = airflow_nats_settings(load_settings({"STRATPOS_NATS_BATCH_SIZE": "77"}))
     assert cfg.servers == ("nats://bus:4333",) and cfg.token.get_secret_value() == "s3cret"
     assert (cfg.stream, cfg.durable, cfg.batch_size) == ("ENGINE", "books", 77)
     assert "s3cret" not in repr(cfg)
     monkeypatch.delenv(f"AIRFLOW_CONN_{conn_id.upper()}")
-    assert airflow_nats_settings({}) is None
-    assert airflow_nats_settings({"STRATPOS_NATS_SERVERS": "nats://a:1"}).servers == ("nats://a:1",)
+    assert airflow_nats_settings(load_settings({})) is None
+    configured = airflow_nats_settings(load_settings({"STRATPOS_NATS_SERVERS": "nats://a:1"}))
+    assert configured.servers == ("nats://a:1",)
