@@ -16,7 +16,8 @@ One message per validation and channel holds all of that; nothing changed → no
 state of a channel moves only when its message was delivered, so a channel that was down hears
 the change on the next run. The same warning twice → one message.
 
-**Channels** come from the environment or, inside Airflow, from Airflow connections:
+**Channels** come from the settings (:mod:`stratpos.core.settings`, i.e. the environment or
+``.env``) or, inside Airflow, from Airflow connections:
 
 - Slack incoming webhook: ``STRATPOS_ALERT_SLACK_WEBHOOK`` (the webhook URL), or the
   connection ``stratpos_slack`` (password = the webhook URL or its token, host defaults to
@@ -61,6 +62,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from stratpos.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 SECURITIES = ("none", "starttls", "ssl")
 MAX_KEYS_PER_CHECK = 10
@@ -69,7 +72,7 @@ ATTEMPTS = 3  # a channel that fails is tried again after 0.5 s, then 1 s
 TRANSPORT_LOGGERS = ("apprise", "urllib3", "requests")
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigError):
     """An alert channel is configured with a value stratpos cannot use; names the setting, not the secret."""
 
 
@@ -727,36 +730,47 @@ def _http_url_from(conn) -> str:
     return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
 
 
-def load_channels(env: Mapping[str, str] | None = None) -> list[Channel]:
-    """The configured alert channels (environment first, then Airflow connections); their secrets are
-    registered with :data:`SECRET_FILTER` at once."""
-    env = os.environ if env is None else env
+def _secret(value) -> str:
+    return (value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)).strip() if value else ""
+
+
+def load_channels(source=None) -> list[Channel]:
+    """The configured alert channels: the ``alert_*`` fields of the settings (``source``: a
+    :class:`stratpos.core.settings.Settings`, an environment mapping, default the process's), then
+    Airflow connections for the channels they leave unset. Their secrets are registered with
+    :data:`SECRET_FILTER` at once."""
+    from stratpos.core.settings import Settings, load_settings
+
+    if isinstance(source, Settings):
+        settings, env = source, os.environ
+    else:
+        env = os.environ if source is None else source
+        settings = load_settings(None if source is None else source)
     channels: list[Channel] = []
 
-    slack = env.get("STRATPOS_ALERT_SLACK_WEBHOOK", "").strip()
+    slack = _secret(settings.alert_slack_webhook)
     if not slack and (conn := _airflow_connection("stratpos_slack", env)) is not None:
         slack = _slack_url_from(conn)
     if slack:
         channels.append(SlackChannel(slack))
 
-    url = env.get("STRATPOS_ALERT_WEBHOOK_URL", "").strip()
-    token = env.get("STRATPOS_ALERT_WEBHOOK_TOKEN", "")
+    url, token = _secret(settings.alert_webhook_url), _secret(settings.alert_webhook_token)
     if not url and (conn := _airflow_connection("stratpos_webhook", env)) is not None:
         url, token = _http_url_from(conn), conn.password or ""
     if url:
         channels.append(WebhookChannel(url, token))
 
-    host = env.get("STRATPOS_ALERT_SMTP_HOST", "").strip()
+    host = (settings.alert_smtp_host or "").strip()
     if host:
         channels.append(
             _smtp(
                 host,
-                env.get("STRATPOS_ALERT_SMTP_PORT", "").strip(),
-                env.get("STRATPOS_ALERT_SMTP_USER", "").strip(),
-                env.get("STRATPOS_ALERT_SMTP_PASSWORD", ""),
-                env.get("STRATPOS_ALERT_SMTP_FROM", "").strip(),
-                env.get("STRATPOS_ALERT_SMTP_TO", ""),
-                env.get("STRATPOS_ALERT_SMTP_SECURITY", "").strip(),
+                settings.alert_smtp_port,
+                (settings.alert_smtp_user or "").strip(),
+                _secret(settings.alert_smtp_password),
+                (settings.alert_smtp_from or "").strip(),
+                settings.alert_smtp_to or "",
+                settings.alert_smtp_security or "",
                 "STRATPOS_ALERT_SMTP_*",
             )
         )

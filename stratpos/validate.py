@@ -374,6 +374,6 @@ def run_validation(
         from stratpos.alerts import load_channels, notify_changes
 
         if channels is None:
-            channels = load_channels()
+            channels = load_channels(settings)
         report.deliveries = notify_changes(settings, report, channels, now=started)
     return report

@@ -14,7 +14,6 @@ import pytest
 
 from expectations import check_by_id
 from stratpos.alerts import (
-    AlertConfigError,
     SlackChannel,
     SmtpChannel,
     WebhookChannel,
@@ -23,6 +22,7 @@ from stratpos.alerts import (
     send_alert,
     send_task_failure,
 )
+from stratpos.core.errors import ConfigError
 from stratpos.validate import CheckResult, Mismatch, ValidationReport
 from tests.reconciliation.helpers import alert_env, alert_payload
 from tests.reconciliation.receivers import SmtpSink, WebhookReceiver
@@ -102,9 +102,10 @@ def test_smtp_security_defaults_by_port(port, security):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"STRATPOS_ALERT_SMTP_PORT": "smtp"}, "port"),
+        ({"STRATPOS_ALERT_SMTP_PORT": "smtp"}, "STRATPOS_ALERT_SMTP_PORT must be an integer"),
+        ({"STRATPOS_ALERT_SMTP_PORT": "70000"}, "STRATPOS_ALERT_SMTP_PORT must be a TCP port"),
         ({"STRATPOS_ALERT_SMTP_TO": ""}, "recipient"),
-        ({"STRATPOS_ALERT_SMTP_SECURITY": "tls13"}, "security"),
+        ({"STRATPOS_ALERT_SMTP_SECURITY": "tls13"}, "STRATPOS_ALERT_SMTP_SECURITY must be one of"),
     ],
 )
 def test_bad_smtp_settings_are_named_without_the_secret(env, message):
@@ -113,7 +114,7 @@ def test_bad_smtp_settings_are_named_without_the_secret(env, message):
         "STRATPOS_ALERT_SMTP_TO": "a@b",
         "STRATPOS_ALERT_SMTP_PASSWORD": "secret-smtp-password",
     }
-    with pytest.raises(AlertConfigError, match=message) as err:
+    with pytest.raises(ConfigError, match=message) as err:  # AlertConfigError is one
         load_channels({**base, **env})
     assert "secret-smtp-password" not in str(err.value)
 
