@@ -170,7 +170,7 @@ def run_checkpoint(
         _clear_site(docs_dir)  # the site shows the last validation only
         urls = context.build_data_docs(site_names=[DOCS_SITE])
         docs_index = docs_dir / "index.html"
-        log.info("GX data docs: %s", urls.get(DOCS_SITE, docs_index))
+        log.debug("GX data docs: %s", urls.get(DOCS_SITE, docs_index))
     return CheckpointOutcome(outcomes, docs_index)
 
 

@@ -455,7 +455,7 @@ def send_alert(message: AlertMessage, channels: list[Channel]) -> list[Delivery]
             if error:
                 log.error("alert of run %s via %s failed: %s", message.run_id, name, error)
             else:
-                log.info("alert of run %s sent via %s", message.run_id, name)
+                log.debug("alert of run %s sent via %s", message.run_id, name)
     return deliveries
 
 

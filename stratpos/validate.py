@@ -368,7 +368,7 @@ def run_validation(
 
     report = ValidationReport(run_id, settings.target, started, results, outcome.docs_index)
     written = write_alert_rows(settings, run_id, results, started)
-    log.info("validation %s: %s, %d rows in audit.dq_alerts", run_id, report.status, written)
+    log.debug("validation %s: %s, %d rows in audit.dq_alerts", run_id, report.status, written)
 
     if send_alerts:
         from stratpos.alerts import load_channels, notify_changes

@@ -415,7 +415,7 @@ def test_verbose_output_of_a_run_that_alerts_shows_no_url_token_or_password(clea
         assert len(webhook.requests) == 2 and len(smtp.mails) == 2
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    assert "INFO stratpos.alerts: alert of run" in output and "alert via webhook (127.0.0.1): sent" in output
+    assert "DEBUG stratpos.alerts: alert of run" in output and "alert via webhook (127.0.0.1): sent" in output
     secrets = [webhook.url("/hook"), "/slack/T000/B000/secret-slack-token", "secret-slack-token",
                "secret-webhook-token", "secret-smtp-password"]  # fmt: skip
     assert [s for s in secrets if s in output] == []
