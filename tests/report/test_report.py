@@ -523,3 +523,27 @@ def test_demo_result_is_short_and_read_from_the_marts(sandbox_warehouse: Setting
         net_text = money(net, asset) if asset == "USDT" else money(net, asset).rstrip("0").rstrip(".")
         assert cells[3] == str(closed) and cells[7] == net_text, (sid, asset, cells)
         assert cells[9] == ("—" if pf is None else money(pf)), (sid, asset, cells)
+
+
+def test_make_demo_then_make_report(sandbox_warehouse: Settings, tmp_path: Path, monkeypatch):
+    """`make report` after `make demo`: with no warehouse configured and none at the default path,
+    the report is of the demo's warehouse (and says so); a configured path is never replaced."""
+    from stratpos.core.settings import load_settings
+    from stratpos.report import ReportError, report_settings
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "stratpos.duckdb").symlink_to(sandbox_warehouse.duckdb_path)
+    default = tmp_path / "warehouse" / "stratpos.duckdb"
+    monkeypatch.setattr("stratpos.demo.DEMO_DIR", demo)
+    monkeypatch.setattr("stratpos.report.DEFAULT_DUCKDB_PATH", default)
+
+    chosen, note = report_settings(Settings(target="duckdb", duckdb_path=default))
+    assert chosen.duckdb_path == demo / "stratpos.duckdb" and "demo's warehouse" in note
+    page = build_report(chosen, tmp_path / "r.html").read_text()
+    assert len(parse(page).leaderboard) >= 5
+
+    configured = load_settings({"STRATPOS_DUCKDB_PATH": str(default)})  # set by the user: kept
+    assert report_settings(configured) == (configured, None)
+    with pytest.raises(ReportError, match=r"no DuckDB warehouse at .*`make demo`"):
+        build_report(configured, tmp_path / "r2.html")
