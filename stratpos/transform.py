@@ -185,7 +185,7 @@ def source_freshness(settings: Settings, *, target_path: Path | None = None) -> 
         if not any(n.status in ("warn", "error") for n in nodes):
             return [f"source freshness not checked: {str(exc).splitlines()[0][:300]}"]
     return [
-        f"stale raw data: {n.name} — {n.message or 'no load within its warn_after'} (dbt source freshness)"
+        f"stale raw data: raw.{n.name} has no load within its freshness warn_after (dbt source freshness)"
         for n in nodes
         if n.status not in ("pass", "success")
     ]
