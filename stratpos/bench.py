@@ -331,7 +331,9 @@ def _hourly_transform(workdir: Path, opts: dict) -> dict:
         "stage": "hourly_transform",
         "target": settings.target,
         "seconds": round(result.seconds, 2),
+        "node_seconds": round(sum(n.seconds for n in result.nodes), 2),
         "slowest": {n.name: n.seconds for n in slowest},
+        "nodes": {n.name: n.seconds for n in result.nodes},
     }
 
 
@@ -506,7 +508,8 @@ def run_hourly_bench(
             print(
                 f"hourly {key}: history {r['base']['fills']:,} fills (loaded+built in {r['base']['seconds']} s); "
                 f"hour: {r['ingest']['fills']:,} fills, ingest {r['ingest']['seconds']} s, "
-                f"transform {r['transform']['seconds']} s, validate {r['validate']['seconds']} s, "
+                f"transform {r['transform']['seconds']} s (nodes {r['transform'].get('node_seconds')} s), "
+                f"validate {r['validate']['seconds']} s, "
                 f"peak RSS {max(r[s]['peak_rss_tree_mb'] for s in HOURLY_STAGES)} MB" + dag_line
             )
             slow = ", ".join(f"{k} {v} s" for k, v in list(r["transform"]["slowest"].items())[:5])
