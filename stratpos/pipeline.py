@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from stratpos.core.errors import StratposError
 from stratpos.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ DEFAULT_ACCOUNT = "default"
 _ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
 
 
-class AccountIngestionError(RuntimeError):
-    """One or more accounts could not be read; the others were. The message names each account and why."""
+class AccountIngestionError(StratposError, RuntimeError):
+    """One or more accounts could not be read; the others were. The message names each account and why
+    (the CLI prints it as one line)."""
 
 
 def configured_accounts(settings: Settings | None = None) -> list[str]:
@@ -223,7 +225,8 @@ def _for_account(account: str, step):
     except Exception as exc:
         if account == DEFAULT_ACCOUNT:
             raise  # a single-account deployment's messages stay as they were
-        raise AccountIngestionError(f"binance account {account}: {exc}") from exc
+        told = str(exc) if str(exc).startswith(f"account {account}:") else f"account {account}: {exc}"
+        raise AccountIngestionError(f"binance {told}") from exc
 
 
 def ingest_exchange(
