@@ -25,6 +25,7 @@ from tests.ingestion.nats_support import throwaway_stream
 from tests.ingestion.warehouse_dump import rows, state
 
 
+@pytest.mark.timeout(1200)  # one whole DAG run on a loaded machine (the child may take up to 900 s)
 def test_dag_run_with_signals_over_nats_reproduces_the_ground_truth(tmp_path, airflow_home, sandbox_url, replay_dir):
     settings = Settings(target="duckdb", duckdb_path=tmp_path / "warehouse.duckdb")
     signals = [json.loads(line) for line in (replay_dir / "signals.jsonl").read_text().splitlines() if line.strip()]
