@@ -167,7 +167,7 @@ def print_result(
 
 # --------------------------------------------------------------------------- quiet running
 @contextmanager
-def _output_to(log: Path) -> Iterator[object]:
+def output_to(log: Path) -> Iterator[object]:
     """Everything written to file descriptors 1 and 2 — Python, C libraries, child processes,
     Airflow/Cosmos/dbt/GX loggers — goes to ``log``; yields a stream on the real stdout."""
     sys.stdout.flush()
@@ -197,7 +197,7 @@ def _output_to(log: Path) -> Iterator[object]:
             real.close()
 
 
-def _progress(label: str, stream) -> Callable[[int, int], None] | None:
+def progress_bar(label: str, stream) -> Callable[[int, int], None] | None:
     """A progress bar on ``stream`` when it is a terminal; none otherwise (no frames in logs or pipes)."""
     if not stream.isatty():
         return None
@@ -261,7 +261,7 @@ def run_demo(out: Path, days: float = 7, seed: int = 42, strategies: int | None 
     logs = out / "logs"
     logs.mkdir(parents=True)
     log = logs / "demo.log"
-    with _output_to(log) as real:
+    with output_to(log) as real:
         console = Console(file=real, width=max(Console(file=real).width, 140), highlight=False)
         try:
             return _demo(console, real, out, log, days=days, seed=seed, strategies=strategies)
@@ -286,7 +286,7 @@ def _demo(console: Console, real, out: Path, log: Path, *, days: float, seed: in
     replay, home, duckdb_path = out / "replay", out / "airflow", out / "stratpos.duckdb"
     console.print(f"stratpos demo → {out}  (logs of Airflow, Cosmos, dbt and GX: {log})")
     extra = {"strategies": strategies} if strategies else {}
-    cfg = GenerateConfig(out=replay, days=days, seed=seed, progress=_progress("simulating", real), **extra)
+    cfg = GenerateConfig(out=replay, days=days, seed=seed, progress=progress_bar("simulating", real), **extra)
     summary = generate(cfg)
     console.print(
         f"[bold]1. paper account[/] {replay}: {summary.fills:,} fills, {summary.signals:,} signals, "

@@ -18,11 +18,11 @@ from stratpos.core.settings import PROJECT_ROOT
 NOISY = r"""
 import logging, os, subprocess, sys, warnings
 from pathlib import Path
-from stratpos.demo import _output_to
+from stratpos.demo import output_to
 
 logging.basicConfig(level=logging.INFO)  # like the CLI: a root handler on stderr
 log = Path(sys.argv[1])
-with _output_to(log) as real:
+with output_to(log) as real:
     print("noise: print")
     print("noise: stderr", file=sys.stderr)
     logging.getLogger("airflow.task").warning("noise: airflow logger")
@@ -47,11 +47,19 @@ def test_output_goes_to_the_log_and_the_terminal_gets_only_the_result(tmp_path: 
         assert f"noise: {what}" in kept, what
 
 
-def test_no_progress_bar_off_a_terminal(tmp_path: Path):
-    from stratpos.demo import _progress
+def test_progress_bar_only_on_a_terminal(tmp_path: Path):
+    from stratpos.demo import progress_bar
 
     with open(tmp_path / "out.txt", "w") as stream:
-        assert _progress("simulating", stream) is None
+        assert progress_bar("simulating", stream) is None
+    leader, follower = os.openpty()  # a terminal: a bar that draws on it
+    with os.fdopen(follower, "w") as tty:
+        update = progress_bar("simulating", tty)
+        assert update is not None
+        update(5, 10)
+        update(10, 10)
+    assert b"simulating" in os.read(leader, 4096)
+    os.close(leader)
 
 
 @pytest.mark.skipif(
