@@ -1,11 +1,17 @@
-"""The DAG under a real Airflow: scheduler, dag-processor and api-server with LocalExecutor on PostgreSQL.
+"""The DAG under a real Airflow: scheduler, dag-processor and api-server on PostgreSQL, two ways.
 
 What ``dag.test()`` does not show: that the DAG file is picked up by the dag-processor, serialised,
 scheduled and run task by task in separate worker processes that talk to the api-server's execution
 API, and that a run can be triggered with ``conf`` through the public REST API (``/api/v2``) with a
 JWT from the simple auth manager. The metadata database is a PostgreSQL database created for the
-test and dropped afterwards; the warehouse is DuckDB; the exchange is the sandbox API served from
-this process, the signals a landing folder.
+test and dropped afterwards; the exchange is the sandbox API served from this process, the signals a
+landing folder. Two stacks:
+
+* ``local``: LocalExecutor, DuckDB warehouse;
+* ``celery``: the scale-out of issue 14 — CeleryExecutor with two ``airflow celery worker`` processes
+  (Redis on 6379 as the broker, on a queue unique to the test; the PostgreSQL database as Celery's
+  result backend), MariaDB warehouse (the tasks run in parallel there). Both workers must have run
+  tasks. Skips with a reason when Redis does not answer, unless ``REQUIRE_REDIS=1``.
 
 Skips with a reason when PostgreSQL does not answer (or has no Python driver here), unless
 ``REQUIRE_POSTGRES=1``, which turns that into a failure. ``pytest -m "not scheduler"`` leaves it out.
@@ -31,6 +37,7 @@ import pytest
 import requests
 
 from stratpos.core.settings import Settings
+from stratpos.core.warehouse import drop_schemas
 from tests.airflow.conftest import AIRFLOW_BIN, SINCE, airflow_env
 from tests.airflow.helpers import stratpos_env
 from tests.dbt.truth import diff_against_truth
@@ -42,6 +49,7 @@ USER = "stratpos"
 START_DEADLINE_S = 180  # components healthy and the DAG parsed
 RUN_DEADLINE_S = 1200  # the triggered run has ended
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+CELERY_WORKERS = ("worker1", "worker2")
 
 
 def _pg() -> dict[str, str]:
@@ -78,6 +86,45 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _redis_url() -> str:
+    return os.environ.get("STRATPOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="module")
+def celery_queue() -> Iterator[str]:
+    """A Celery queue on the machine's Redis unique to this test; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(_redis_url(), socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(f"REQUIRE_REDIS=1 but Redis does not answer at {_redis_url()} ({exc})")
+        pytest.skip(f"Redis does not answer at {_redis_url()} ({exc}); set REQUIRE_REDIS=1 to make this fail")
+    if importlib.util.find_spec("celery") is None:
+        pytest.skip("Celery is not installed (apache-airflow-providers-celery)")
+    try:
+        # what the Celery provider's executor imports at start-up (celery_executor_utils)
+        from celery.backends.database import retry  # noqa: F401
+    except ImportError:
+        from importlib.metadata import version
+
+        pytest.skip(
+            f"the locked celery {version('celery')} no longer has celery.backends.database.retry, which "
+            f"apache-airflow-providers-celery {version('apache-airflow-providers-celery')} imports: "
+            "no CeleryExecutor can start until the lock pins compatible versions"
+        )
+    queue = f"stratpos_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield queue
+    finally:
+        keys = [*client.scan_iter(f"*{queue}*")]
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +184,30 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def airflow_stack(metadata_db, sandbox_url, signal_landing, tmp_path_factory) -> Iterator[tuple[Stack, Settings]]:
-    """Airflow's api-server, scheduler and dag-processor on the test database, stopped afterwards."""
-    home = tmp_path_factory.mktemp("airflow-scheduler")
-    settings = Settings(target="duckdb", duckdb_path=home / "warehouse.duckdb")
+@pytest.fixture(scope="module", params=["local", "celery"])
+def airflow_stack(
+    request, metadata_db, sandbox_url, signal_landing, tmp_path_factory
+) -> Iterator[tuple[Stack, Settings]]:
+    """Airflow's api-server, scheduler and dag-processor (and with ``celery`` two Celery workers) on the
+    test database, stopped afterwards."""
+    celery = request.param == "celery"
+    home = tmp_path_factory.mktemp(f"airflow-scheduler-{request.param}")
+    if celery:
+        queue = request.getfixturevalue("celery_queue")
+        settings = Settings(
+            target="mysql", mysql=request.getfixturevalue("mysql_available"), schema_prefix=f"t{uuid.uuid4().hex[:10]}_"
+        )
+        request.addfinalizer(lambda: drop_schemas(settings))
+        executor = {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": _redis_url(),
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_db[0]}",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        }
+    else:
+        settings = Settings(target="duckdb", duckdb_path=home / "warehouse.duckdb")
+        executor = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
     port, password = _free_port(), secrets.token_urlsafe(16)
     (home / "passwords.json").write_text(json.dumps({USER: password}))
     base = f"http://127.0.0.1:{port}"
@@ -149,7 +215,6 @@ def airflow_stack(metadata_db, sandbox_url, signal_landing, tmp_path_factory) ->
         home,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_db[0],
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=metadata_db[1],
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
@@ -164,20 +229,42 @@ def airflow_stack(metadata_db, sandbox_url, signal_landing, tmp_path_factory) ->
         STRATPOS_BINANCE_BASE_URL=sandbox_url,
         STRATPOS_SIGNALS_LANDING=str(signal_landing),
         **stratpos_env(settings),
+        **executor,
     )
     migrate = subprocess.run([str(AIRFLOW_BIN), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
     assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
+    pool = getattr(importlib.import_module("stratpos.pipeline"), "BINANCE_POOL", None)
+    if pool:  # the DAG's Binance tasks hold slots of this pool (README: created once per Airflow)
+        made = subprocess.run(
+            [str(AIRFLOW_BIN), "pools", "set", pool, "96", "Binance request weight"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, f"airflow pools set failed:\n{made.stdout[-2000:]}\n{made.stderr[-2000:]}"
 
     procs: list[subprocess.Popen] = []
     logs: dict[str, Path] = {}
     try:
-        for name in COMPONENTS:
-            extra = ["--host", "127.0.0.1", "--port", str(port)] if name == "api-server" else []
-            args = [str(AIRFLOW_BIN), name, *extra]
+        components = [(name, [name], env) for name in COMPONENTS]
+        components[0] = ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)], env)
+        if celery:
+            for worker in CELERY_WORKERS:
+                # two workers on one host: own Celery node names and own log-server ports
+                args = ["celery", "worker", "-q", queue, "-H", f"{worker}@%h", "--without-gossip"]
+                components.append((worker, args, env | {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port())}))
+        for name, args, component_env in components:
             logs[name] = home / f"{name}.out"
             with open(logs[name], "w") as out:
                 procs.append(
-                    subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                    subprocess.Popen(
+                        [str(AIRFLOW_BIN), *args],
+                        env=component_env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
         stack = Stack(base, home, logs, {})
         _wait_healthy(stack, procs)
@@ -193,7 +280,7 @@ def _wait_healthy(stack: Stack, procs: list[subprocess.Popen]) -> None:
     deadline = time.monotonic() + START_DEADLINE_S
     health: dict = {}
     while time.monotonic() < deadline:
-        dead = [name for name, p in zip(COMPONENTS, procs, strict=True) if p.poll() is not None]
+        dead = [name for name, p in zip(stack.logs, procs, strict=True) if p.poll() is not None]
         assert not dead, f"{dead} exited at start-up:\n{stack.component_logs()}"
         try:
             health = requests.get(f"{stack.url}/api/v2/monitor/health", timeout=5).json()
@@ -267,3 +354,8 @@ def test_scheduler_runs_a_triggered_dag_run(airflow_stack, replay_dir):
         assert state == "success"
     assert {"ingest_symbol[0]", "ingest_symbol[1]", "dbt.dbt_project_test", "validate"} <= set(states)
     assert diff_against_truth(settings, replay_dir) == []
+    workers = [name for name in CELERY_WORKERS if name in stack.logs]
+    for worker in workers:  # the run was spread over both Celery workers
+        assert "succeeded in" in stack.logs[worker].read_text(errors="replace"), (
+            f"{worker} ran no task\n{stack.component_logs()}"
+        )
