@@ -33,7 +33,12 @@ def test_dag_run_with_signals_over_nats_reproduces_the_ground_truth(tmp_path, ai
         published = publish_replay(cfg, replay_dir)
         assert published.stored["signals"] == len(signals) > 0
         host, port = cfg.servers[0].removeprefix("nats://").split(":")
-        extra = {"stream": cfg.stream, "signals_subject": cfg.signals_subject, "links_subject": cfg.links_subject}
+        extra = {
+            "stream": cfg.stream,
+            "signals_subject": cfg.signals_subject,
+            "links_subject": cfg.links_subject,
+            "durable": cfg.durable,
+        }
         env = airflow_env(
             airflow_home,
             STRATPOS_BINANCE_BASE_URL=sandbox_url,
