@@ -114,7 +114,11 @@ def cmd_ingest_binance(args: argparse.Namespace) -> int:
     since_ms, until_ms = epoch_ms(args.since, option="--since"), epoch_ms(args.until, option="--until")
     print(f"reading Binance USD-M into {settings.describe()}")
     if not args.account_id or args.account_id == "default":
-        creds = resolve_credentials()
+        try:
+            creds = resolve_credentials()  # refuses a key with a base URL but no STRATPOS_BINANCE_ENDPOINT opt-in
+        except BinanceIngestError as exc:
+            print(f"stratpos: {exc}", file=sys.stderr)
+            return 1
         if not creds.real_key:
             _require_sandbox(creds)
     _announce_new_warehouse(settings)
@@ -138,6 +142,7 @@ def cmd_ingest_export(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     print(f"loading {len(args.files)} Binance export file(s) into {settings.describe()}")
+    _announce_new_warehouse(settings)
     try:
         stats = load_export_files([Path(f) for f in args.files], settings, account_id=args.account_id)
     except ExportError as exc:
@@ -248,7 +253,7 @@ def cmd_sandbox_publish(args: argparse.Namespace) -> int:
 
 def cmd_transform(args: argparse.Namespace) -> int:
     from stratpos.core.warehouse import require_warehouse
-    from stratpos.transform import TransformError, run_dbt
+    from stratpos.transform import TransformError, run_dbt, source_freshness
 
     settings = load_settings()
     require_warehouse(settings)
@@ -273,6 +278,8 @@ def cmd_transform(args: argparse.Namespace) -> int:
         print(f"stratpos: {exc}", file=sys.stderr)
         return 1
     print(result.summary())
+    for line in source_freshness(settings):  # stale raw data: a warning line, not a failure
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -343,7 +350,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from stratpos.demo import run_demo
 
-    return run_demo(Path(args.out), days=args.days, seed=args.seed)
+    return run_demo(Path(args.out), days=args.days, seed=args.seed, strategies=args.strategies)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -411,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="warehouse/demo", help="replay directory to (re)create")
     demo.add_argument("--days", type=float, default=7)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--strategies", type=int, default=None, help="strategies of the paper account (default 6)")
     demo.set_defaults(func=cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="the paper exchange: a simulated account served as a fake Binance API")
