@@ -201,7 +201,7 @@ def discover_symbols(
     """Symbols the next ingestion of ``account`` reads: configured ∪ seen in income, positions, signals and trades."""
     from ingestion.binance_source import discover_symbols as discover
 
-    configured = list(symbols or []) or [s for s in os.environ.get("STRATPOS_SYMBOLS", "").split(",") if s.strip()]
+    configured = list(symbols or []) or list(settings.symbols)
     account_id = _account_id(account)
 
     def step() -> list[str]:
@@ -297,9 +297,7 @@ def ingest_signals(settings: Settings, landing: Path | None = None) -> list[dict
     """Signal files from the landing folder (``STRATPOS_SIGNALS_LANDING``), each file once."""
     from ingestion.signals import ingest_signal_files
 
-    folder = landing or (
-        Path(os.environ["STRATPOS_SIGNALS_LANDING"]) if os.environ.get("STRATPOS_SIGNALS_LANDING") else None
-    )
+    folder = landing or settings.signals_landing
     if folder is None:
         log.info("no signal landing folder configured (STRATPOS_SIGNALS_LANDING); nothing to read")
         return []
