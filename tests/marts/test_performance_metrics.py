@@ -721,6 +721,7 @@ def test_docs_describe_every_column(marts, tmp_path):
     assert (target / "static_index.html").exists()
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and "performance" in n["fqn"]]
     assert {n["name"] for n in models} == {
+        "account_performance",
         "strategy_performance",
         "strategy_daily_pnl",
         "strategy_symbol_performance",

@@ -220,6 +220,9 @@ def test_a_failing_channel_does_not_stop_the_others_and_leaks_no_secret(receiver
     env["STRATPOS_ALERT_SLACK_WEBHOOK"] = f"http://127.0.0.1:{free_port()}/services/secret-slack-token"  # refused
     webhook.status = 403  # the JSON webhook rejects
     caplog.set_level(logging.DEBUG)
+    # an earlier CLI test in this process may have run configure_logging, which raises these loggers' levels
+    for name in ("apprise", "urllib3"):
+        caplog.set_level(logging.DEBUG, logger=name)
     deliveries = send_alert(build_message(failing_report()), load_channels(env))
     assert [(d.channel, d.ok) for d in deliveries] == [
         ("slack (127.0.0.1)", False),
