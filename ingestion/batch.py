@@ -339,8 +339,7 @@ class Batch:
             stats.seconds = time.perf_counter() - self.started
             failed = BatchStats(self.source, received=self.received, seconds=stats.seconds)
             try:
-                with store.transaction():
-                    store.write_run(self._audit(store, failed, "failed", f"{type(exc).__name__}: {exc}"[:2000]))
+                store.record_run(self._audit(store, failed, "failed", f"{type(exc).__name__}: {exc}"[:2000]))
             except Exception as audit_exc:  # the warehouse is gone: the original error matters more
                 log.error("could not record the failed batch of %s: %s", self.source, audit_exc)
             raise

@@ -232,8 +232,7 @@ class _Stream:
             received=batch.received,
         )
         try:
-            with store.transaction():
-                store.write_run(row)
+            store.record_run(row)
         except Exception as err:  # the original error matters more than the audit row
             log.error("could not write the failed audit row for %s: %s", self.source, scrub(str(err)))
 
@@ -327,8 +326,7 @@ class _Ingestion:
             batch_no=self._retention_rows,  # one row per note of the run (the audit key ends in batch_no)
         )
         self._retention_rows += 1
-        with self.store.transaction():
-            self.store.write_run(row)
+        self.store.record_run(row)
 
     # -- account ---------------------------------------------------------------------------------------
     def account(self) -> BatchStats:

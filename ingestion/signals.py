@@ -282,8 +282,7 @@ def _audit_landing(store: RawStore, landing: Path, run_id: str, started, seconds
         message,
         duration_ms=int(seconds * 1000),
     )
-    with store.transaction():
-        store.write_run(row)
+    store.record_run(row)
 
 
 def _ingest_file(

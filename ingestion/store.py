@@ -448,6 +448,13 @@ class RawStore:
         unique = {tuple(e[k] for k in table.key): e for e in entries}  # the same bad record twice in one batch
         return self.merge(table, list(unique.values())).inserted
 
+    def record_run(self, row: dict) -> None:
+        """:meth:`write_run` in a transaction of its own, under the commit lock: an audit row written outside
+        a batch (a failed batch, a folder run, a retention note) never interleaves with another process's
+        commit on MariaDB, where a delete of a missing key and an insert in two sessions deadlock."""
+        with self.commit_lock(), self.transaction():
+            self.write_run(row)
+
     def write_run(self, row: dict) -> None:
         """Store an audit row; a retry of the same (run, source, batch) replaces the earlier row."""
         table = AUDIT_TABLES["ingestion_runs"]
