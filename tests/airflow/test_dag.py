@@ -10,6 +10,7 @@ signals in a landing folder, once on DuckDB and once on MariaDB, and compare
 from __future__ import annotations
 
 import importlib.util
+import itertools
 
 import pytest
 
@@ -103,10 +104,13 @@ def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
     tasks = dag["tasks"]
     models = {t for t, d in tasks.items() if d["operator"] == "DbtRunLocalOperator"}
     tests = [t for t, d in tasks.items() if d["operator"] == "DbtTestLocalOperator"]
-    assert {"dbt.strategy_positions_run", "dbt.fct_fill_allocations_run", "dbt.exchange_positions_run"} <= models
-    assert len(tests) == 1, "TestBehavior.AFTER_ALL: one dbt test task"
-    # the tests must see this run's tables: every model precedes them (Cosmos' custom parser alone
-    # leaves the AFTER_ALL test task without model upstreams)
+    # one dbt run per layer, in dependency order, not one task (and one dbt process) per model
+    layers = ["dbt.staging_run", "dbt.intermediate_run", "dbt.marts_run", "dbt.reconciliation_run"]
+    assert sorted(models) == sorted(layers)
+    for upstream, downstream in itertools.pairwise(layers):
+        assert tasks[downstream]["upstream"] == [upstream]
+    assert tests == ["dbt.dbt_project_test"], "one dbt test task after all models"
+    # the tests must see this run's tables: every model precedes them
     assert models <= _ancestors(tasks, tests[0])
     assert set(INGEST_TASKS) <= _ancestors(tasks, tests[0])
     for model in models:
@@ -129,6 +133,27 @@ def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
     assert not any("check_accounts" in t["upstream"] for t in tasks.values()), "a leaf: it fails the run"
     for name in INGEST_TASKS[1:]:
         assert tasks[name]["outlets"] == [RAW]
+
+
+def test_dbt_layers_run_in_dependency_order():
+    """The DAG runs dbt layer by layer: every model's refs are in its own layer or an earlier one."""
+    import re
+
+    from stratpos.core.settings import PROJECT_ROOT
+
+    layers = ["staging", "intermediate", "marts", "reconciliation"]
+    models = PROJECT_ROOT / "dbt_project" / "models"
+    layer_of = {f.stem: f.relative_to(models).parts[0] for f in models.rglob("*.sql")}
+    assert set(layer_of.values()) == set(layers), "a model outside the layers the DAG runs"
+    later = [
+        f"{model} ({layer}) refs {ref} ({layer_of[ref]})"
+        for model, layer in layer_of.items()
+        for ref in re.findall(
+            r"ref\(\s*['\"](\w+)['\"]\s*\)", (models / layer).rglob(f"{model}.sql").__next__().read_text()
+        )
+        if layers.index(layer_of[ref]) > layers.index(layer)
+    ]
+    assert later == []
 
 
 @pytest.mark.parametrize("target", ["duckdb", pytest.param("mysql", marks=pytest.mark.mysql)])
