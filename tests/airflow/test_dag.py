@@ -86,7 +86,7 @@ def test_dag_contract(dag):
 def test_retries_and_parallelism_follow_the_environment(parsed, dag):
     mysql = parsed["mysql"]["dags"][DAG_ID]
     assert mysql["default_args"]["retries"] == 0 and mysql["default_args"]["retry_delay"] == 7
-    # one writer at a time on a DuckDB file; MySQL/MariaDB runs dbt models in parallel
+    # one writer at a time on a DuckDB file; MySQL/MariaDB runs the mapped ingestion tasks in parallel
     assert dag["max_active_tasks"] == 1 and mysql["max_active_tasks"] > 1
 
 
