@@ -490,6 +490,7 @@ def run_hourly_bench(
         raise ValueError(f"--symbols must be between 1 and {len(INSTRUMENTS)}")
     if history_days < 0.25 or baseline_days < 0.25:
         raise ValueError("--history-days and the baseline must be at least 0.25 (six hours)")
+    workdir = Path(workdir).resolve()  # Airflow refuses a relative SQLite path (the default workdir is one)
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     for target in targets:
