@@ -143,14 +143,13 @@ def test_dbt_layers_run_in_dependency_order():
 
     layers = ["staging", "intermediate", "marts", "reconciliation"]
     models = PROJECT_ROOT / "dbt_project" / "models"
-    layer_of = {f.stem: f.relative_to(models).parts[0] for f in models.rglob("*.sql")}
+    files = {f.stem: f for f in models.rglob("*.sql")}
+    layer_of = {model: f.relative_to(models).parts[0] for model, f in files.items()}
     assert set(layer_of.values()) == set(layers), "a model outside the layers the DAG runs"
     later = [
         f"{model} ({layer}) refs {ref} ({layer_of[ref]})"
         for model, layer in layer_of.items()
-        for ref in re.findall(
-            r"ref\(\s*['\"](\w+)['\"]\s*\)", (models / layer).rglob(f"{model}.sql").__next__().read_text()
-        )
+        for ref in re.findall(r"ref\(\s*['\"](\w+)['\"]\s*\)", files[model].read_text())
         if layers.index(layer_of[ref]) > layers.index(layer)
     ]
     assert later == []

@@ -14,6 +14,7 @@ import pytest
 
 from expectations import check_by_id
 from stratpos.alerts import (
+    TRANSPORT_LOGGERS,
     SlackChannel,
     SmtpChannel,
     WebhookChannel,
@@ -221,7 +222,7 @@ def test_a_failing_channel_does_not_stop_the_others_and_leaks_no_secret(receiver
     webhook.status = 403  # the JSON webhook rejects
     caplog.set_level(logging.DEBUG)
     # an earlier CLI test in this process may have run configure_logging, which raises these loggers' levels
-    for name in ("apprise", "urllib3"):
+    for name in TRANSPORT_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     deliveries = send_alert(build_message(failing_report()), load_channels(env))
     assert [(d.channel, d.ok) for d in deliveries] == [
