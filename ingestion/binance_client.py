@@ -503,6 +503,17 @@ class BinanceApi:
         self.stats["time_syncs"] += 1
         return server_ms
 
+    def now_ms(self) -> int:
+        """The exchange's "now" in epoch ms, the time a snapshot just read describes.
+
+        Binance: the local clock plus ``client.timestamp_offset`` (server time - local time, set by
+        :meth:`sync_time`), so a snapshot is stamped on the same clock as the income and fills it is
+        compared with (SPEC §5 R3, R9). The paper exchange's world stands still at its data clock, which
+        every answer carries (``DATA_CLOCK_HEADER``): a snapshot it serves describes that instant."""
+        if self.data_clock_ms is not None:
+            return self.data_clock_ms
+        return int(time.time() * 1000) + int(getattr(self.client, "timestamp_offset", 0) or 0)
+
     # -- calls -----------------------------------------------------------------------------------------
     def call(self, method: str, _sync: bool = True, _fn: Callable[..., Any] | None = None, **params: Any) -> Any:
         """``client.<method>(**params)`` with retries; raises :class:`BinanceIngestError` when it gives up."""

@@ -5,13 +5,14 @@ One call of :func:`ingest_binance` reads, for one account:
 1. the position mode (``GET /fapi/v1/positionSide/dual``) → ``raw.accounts``;
 2. every USD-M contract of ``GET /fapi/v1/exchangeInfo`` with its margin asset → ``raw.symbols`` (each run;
    the latest answer wins);
-3. one positionRisk v3 snapshot, stamped ``snapshotTime`` = when it was taken (committed after the fills,
+3. one positionRisk v3 snapshot, stamped ``snapshotTime`` = when it was taken, on the exchange's clock
+   (:meth:`BinanceApi.now_ms`: the clock its fills and income carry; committed after the fills,
    with explicit zero rows for keys seen before that v3 no longer lists because they are flat);
 4. income in windows of at most 7 days, from the watermark minus ``lookback_ms`` (late rows), paged;
 5. per symbol — the ``symbols`` argument ∪ symbols in income, positionRisk, ``raw.signals`` and this
    account's ``raw.futures_trades`` — orders (``allOrders``), conditional orders (``allAlgoOrders``,
    skipped when the exchange does not offer it) and trades (``userTrades``);
-6. one wallet balance snapshot (``GET /fapi/v3/balance``, every asset, ``snapshotTime`` = when taken)
+6. one wallet balance snapshot (``GET /fapi/v3/balance``, every asset, ``snapshotTime`` = when taken, the same way)
    → ``raw.balance_snapshots``;
 7. the 1m klines (``GET /fapi/v1/klines``, public) of the ``{commissionAsset}{marginAsset}`` pairs that
    convert commission paid in another asset, for exactly the minutes of such fills not stored yet
@@ -353,8 +354,7 @@ class _Ingestion:
         except BinanceIngestError as exc:
             _Stream(self, "position_risk", self._source("position_risk")).fail(exc)
             raise
-        snapshot_ms = int(time.time() * 1000)
-        return snapshot_ms, rows
+        return self.api.now_ms(), rows
 
     def commit_positions(self, snapshot_ms: int, rows: list[dict]) -> BatchStats:
         stream = _Stream(self, "position_risk", self._source("position_risk"))
@@ -420,13 +420,14 @@ class _Ingestion:
 
     # -- balances --------------------------------------------------------------------------------------
     def balances(self) -> BatchStats:
-        """One ``GET /fapi/v3/balance`` snapshot, every asset stamped ``snapshotTime`` = when we took it."""
+        """One ``GET /fapi/v3/balance`` snapshot, every asset stamped ``snapshotTime`` = the exchange's now
+        (:meth:`BinanceApi.now_ms`)."""
         stream = _Stream(self, "balances", self._source("balances"))
         key = watermark_key(self.account_id, "balances")
 
         def body() -> dict[str, str]:
             rows = self._page("futures_account_balance")
-            snapshot_ms = int(time.time() * 1000)
+            snapshot_ms = self.api.now_ms()
             for r in rows:
                 stream.add({**r, "snapshotTime": snapshot_ms} if isinstance(r, dict) else r)
             return {key: str(snapshot_ms)}

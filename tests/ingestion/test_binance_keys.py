@@ -158,3 +158,23 @@ def test_clock_offset_comes_from_the_successful_time_round_trip(account):
         assert abs(api.client.timestamp_offset) < 300
         assert api.call("futures_account_trades", symbol="BTCUSDT", limit=1) is not None
         assert api.stats["http_400"] == 0  # no -1021 spent on a skewed clock
+
+
+def test_snapshots_are_stamped_on_the_exchanges_clock(account):
+    """A snapshot describes the exchange's now, the clock its income and fills carry (SPEC §5 R3, R9)."""
+    import time
+
+    from binance.client import Client
+
+    # Binance: our clock plus python-binance's timestamp_offset (server time - local time, set by sync_time)
+    client = Client("k", "s", ping=False)
+    client.timestamp_offset = 3_600_000  # our clock an hour behind Binance's
+    api = BinanceApi(client)
+    before = int(time.time() * 1000) + 3_600_000
+    assert before <= api.now_ms() <= int(time.time() * 1000) + 3_600_000
+    # the paper exchange stands still at its data clock, which every answer carries
+    with SandboxServer(account) as srv:
+        srv.set_visible_until(srv.visible_until - 86_400_000)
+        api = _sandbox_api(srv)
+        api.sync_time()
+        assert api.now_ms() == srv.visible_until

@@ -214,15 +214,24 @@ def test_full_ingest_matches_replay_and_rerun_loads_nothing(warehouse_settings, 
     assert len(trade_batches) >= 2  # BATCH < trades of BTCUSDT: several commits, each with its own audit row
     assert sum(r[4] for r in trade_batches) == sum(1 for t in files["futures_trades"] if t["symbol"] == "BTCUSDT")
     marks = watermarks(warehouse_settings)
-    assert marks == {  # the two snapshot times are informational: when we took them
+    # a snapshot is stamped with the exchange's now: the paper exchange stands still at its data clock
+    clock = str(server.visible_until)
+    assert marks == {
         **expected_watermarks(files, data_end),
-        "binance:default:position_risk": marks["binance:default:position_risk"],
-        "binance:default:balances": marks["binance:default:balances"],
+        "binance:default:position_risk": clock,
+        "binance:default:balances": clock,
     }
 
     before = {name: table_rows(warehouse_settings, name, lineage=True) for name in RAW_TABLES}
     snapshots = len(before["position_snapshots"])
-    again = ingest(warehouse_settings, api, data_end)
+    # the same instant read twice is the same snapshot: nothing new
+    assert all(s.loaded == 0 for k, s in ingest(warehouse_settings, api, data_end).items() if k != "income")
+    assert table_rows(warehouse_settings, "balance_snapshots", lineage=True) == before["balance_snapshots"]
+    server.set_visible_until(server.visible_until + 60_000)  # a minute later, with no new record
+    try:
+        again = ingest(warehouse_settings, api, data_end)
+    finally:
+        server.set_visible_until(None)
     for kind, s in again.items():
         if kind not in ("position_risk", "balances"):  # snapshots: one more per run
             assert s.loaded == 0 and s.quarantined == 0, s.summary()
@@ -417,7 +426,7 @@ def test_flat_keys_get_explicit_zero_rows(duckdb_settings, server, data_end, fil
     assert bnb[2] == 0 and bnb[3] is None and json.loads(bnb[4])["stratposFlat"] is True
     served = [r for r in rows if not json.loads(r[4]).get("stratposFlat")]
     assert served and all(abs(r[3]) > 0 for r in served)  # real rows keep their mark price
-    assert abs(snap - datetime.now(UTC).timestamp() * 1000) < 120_000  # snapshotTime = when we took it
+    assert snap == server.visible_until  # snapshotTime = the exchange's now: the paper exchange's data clock
 
 
 def test_missing_algo_endpoint_is_skipped(duckdb_settings, server, files, expected, data_end, monkeypatch, caplog):

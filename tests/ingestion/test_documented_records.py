@@ -262,13 +262,14 @@ def test_api_ingest_reads_symbols_balances_and_needed_klines(request, target, se
     for name in ("symbols", "futures_trades", "futures_orders", "futures_algo_orders", "income"):
         assert _table(settings, name) == _table(reference, name), name
 
-    # one balance snapshot per run: each asset's latest balance, stamped with when we took it
+    # one balance snapshot per run: each asset's latest balance, stamped with the exchange's now (the
+    # paper exchange's data clock)
     bal = rows(settings, "select asset, balance, snapshot_time_ms, account_id from {raw}.balance_snapshots")
     assert sorted((r["asset"], r["balance"]) for r in bal) == [
         ("BNB", Decimal("1.49999")),
         ("USDT", Decimal("122607.06")),
     ]
-    assert len({r["snapshot_time_ms"] for r in bal}) == 1 and bal[0]["snapshot_time_ms"] > doc.T0 + 86_400_000
+    assert {r["snapshot_time_ms"] for r in bal} == {server.visible_until}
     assert {r["account_id"] for r in bal} == {doc.ACCOUNT}
 
     # klines: only the BNBUSDT minute of the BNB fee on BTCUSDT; BNBBTC (ETHBTC's BNB fee) is not listed
@@ -278,10 +279,11 @@ def test_api_ingest_reads_symbols_balances_and_needed_klines(request, target, se
     ]
     assert any("no USD-M contract BNBBTC" in m for m in caplog.messages)
 
+    server.set_visible_until(server.visible_until + 60_000)  # a minute later, nothing new
     again = _ingest(settings, _api(server))
     assert again["klines"].received == 0  # nothing needed any more
     assert again["symbols"].loaded == 0 and again["symbols"].duplicates == len(doc.SYMBOLS)
-    assert again["balances"].loaded == 2  # a new snapshot per run
+    assert again["balances"].loaded == 2  # a new snapshot per run at a new instant
     assert len(rows(settings, "select * from {raw}.balance_snapshots")) == 4
 
 
