@@ -412,6 +412,7 @@ class BinanceApi:
         self._clock = clock
         self._fixed_limit = weight_limit
         self.weight_limit = weight_limit or DEFAULT_WEIGHT_LIMIT
+        self._limit_known = weight_limit is not None  # set by prepare() once exchangeInfo's limit is read
         self.budget_fraction = budget_fraction
         self.used_weight: int | None = None
         self.exchange_info: Any = None  # the exchangeInfo answer read by prepare()
@@ -450,6 +451,7 @@ class BinanceApi:
                 if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE":
                     with contextlib.suppress(KeyError, TypeError, ValueError):
                         self.weight_limit = int(rule["limit"]) // max(1, int(rule.get("intervalNum", 1)))
+            self._limit_known = True
         return server_ms
 
     def verify_key(self) -> dict:
@@ -574,6 +576,10 @@ class BinanceApi:
     def _respect_budget(self) -> None:
         """Before a request: past ~80 % of the minute's weight, wait for the next minute window."""
         if self.used_weight is None or self.used_weight < self.budget_fraction * self.weight_limit:
+            return
+        if not self._limit_known:
+            # prepare() has not read the limit yet (its time and exchangeInfo requests weigh 1 each): the
+            # default is Binance's, and a server with a larger limit must not be waited on by that guess
             return
         now = self._clock()
         if self._weight_minute != int(now // 60):

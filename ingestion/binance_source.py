@@ -903,8 +903,12 @@ def ingest_binance(
     try:
         store.open()
         server_ms = api.prepare()
-        until = until_ms if until_ms is not None else server_ms
-        since = since_ms if since_ms is not None else server_ms - DEFAULT_SINCE_MS
+        # Binance's retention counts back from its now; the paper exchange's now is its data clock
+        now = api.data_clock_ms if api.data_clock_ms is not None else server_ms
+        # nothing exists after the exchange's now: a later `until` (a run's data interval end, on the paper
+        # exchange the wall clock months past its data) would only page through empty 7-day windows
+        until = min(until_ms, now) if until_ms is not None else now
+        since = since_ms if since_ms is not None else now - DEFAULT_SINCE_MS
         ing = _Ingestion(
             store,
             api,
@@ -918,8 +922,6 @@ def ingest_binance(
             progress=progress,
         )
         ing.server_ms = server_ms
-        # Binance's retention counts back from its now; the paper exchange's now is its data clock
-        now = api.data_clock_ms if api.data_clock_ms is not None else server_ms
         ing.floors = retention_floors(now)
         notes = retention_notes(since, now, streams)
         ing.retention(notes)

@@ -338,6 +338,33 @@ def test_weight_budget_waits_for_the_next_minute(account_dir, duckdb_settings, f
     assert_matches_replay(duckdb_settings, files, expected)
 
 
+def test_the_limit_is_not_guessed_before_exchange_info_says_it(account_dir):
+    """Other processes used most of Binance's default 2,400 this minute, but this server allows 1,000,000:
+    prepare() must not wait on the default before exchangeInfo has told the real limit."""
+    config = ServerConfig(weight_limit_1m=1_000_000, weight_window="rolling")
+    with SandboxServer(account_dir, config=config) as srv:
+        sleeps: list[float] = []
+        api = make_api(srv, sleep=sleeps.append)
+        srv.weights.consume(2_300)  # the IP's weight, used by other tasks this minute
+        api.prepare()
+        assert api.weight_limit == 1_000_000 and api.used_weight >= 2_300
+        api.call("futures_account_trades", symbol="BTCUSDT", limit=1)
+    assert sleeps == [] and api.stats["budget_sleeps"] == 0
+
+
+def test_nothing_is_read_past_the_exchanges_now(duckdb_settings, server):
+    """A window ending after the exchange's now (on the paper exchange: months of wall clock after its data)
+    reads with the same requests as one ending at that now: no empty 7-day windows."""
+    clock = server.visible_until
+    ingest(duckdb_settings, make_api(server), clock, until_ms=clock)
+    requests = {}
+    for name, until in (("at the clock", clock), ("200 days later", clock + 200 * DAY)):
+        api = make_api(server)
+        ingest(duckdb_settings, api, clock, until_ms=until)
+        requests[name] = api.stats["requests"]
+    assert requests["200 days later"] == requests["at the clock"]
+
+
 def test_a_fault_that_never_stops_fails_cleanly(warehouse_settings, server, files, data_end):
     api = make_api(server, attempts=3)
     server.set_visible_until(SINCE + (data_end - SINCE) // 2)
