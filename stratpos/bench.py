@@ -150,6 +150,10 @@ def _run_child(stage: str, workdir: Path, opts: dict, env: dict[str, str] | None
     args = ", ".join(repr(a) for a in (stage, str(workdir), json.dumps(opts)))
     code = f"from stratpos.bench import _child; _child({args})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
+    # the child's whole output (its log lines: budget waits, retries, dbt) beside the results, the last run's
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / f"{stage}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
         raise RuntimeError(f"bench stage {stage} failed (exit {proc.returncode})")
@@ -377,6 +381,10 @@ def _hourly_dag(workdir: Path, opts: dict) -> dict:
         "tasks": len(tis),
         "failed": sorted(ti.task_id for ti in tis if str(ti.state) != "success"),
         "task_seconds": groups,
+        # every task instance's own duration (mapped ones by index), the profile of the run
+        "task_durations": {
+            ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): round(ti.duration or 0.0, 2) for ti in tis
+        },
     }
 
 
