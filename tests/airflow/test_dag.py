@@ -10,7 +10,6 @@ signals in a landing folder, once on DuckDB and once on MariaDB, and compare
 from __future__ import annotations
 
 import importlib.util
-import itertools
 
 import pytest
 
@@ -102,16 +101,14 @@ def _ancestors(tasks: dict, task_id: str) -> set[str]:
 
 def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
     tasks = dag["tasks"]
-    models = {t for t, d in tasks.items() if d["operator"] == "DbtRunLocalOperator"}
+    models = [t for t, d in tasks.items() if d["operator"] == "DbtRunLocalOperator"]
     tests = [t for t, d in tasks.items() if d["operator"] == "DbtTestLocalOperator"]
-    # one dbt run per layer, in dependency order, not one task (and one dbt process) per model
-    layers = ["dbt.staging_run", "dbt.intermediate_run", "dbt.marts_run", "dbt.reconciliation_run"]
-    assert sorted(models) == sorted(layers)
-    for upstream, downstream in itertools.pairwise(layers):
-        assert tasks[downstream]["upstream"] == [upstream]
+    # one dbt run of every model, then one dbt test: not one task (and one dbt process) per model or layer
+    assert models == ["dbt.dbt_project_run"]
     assert tests == ["dbt.dbt_project_test"], "one dbt test task after all models"
+    assert tasks[tests[0]]["upstream"] == models
     # the tests must see this run's tables: every model precedes them
-    assert models <= _ancestors(tasks, tests[0])
+    assert set(models) <= _ancestors(tasks, tests[0])
     assert set(INGEST_TASKS) <= _ancestors(tasks, tests[0])
     for model in models:
         assert "snapshot_positions" in _ancestors(tasks, model)
@@ -135,8 +132,8 @@ def test_task_graph_ingest_then_dbt_models_then_dbt_tests_then_validate(dag):
         assert tasks[name]["outlets"] == [RAW]
 
 
-def test_dbt_layers_run_in_dependency_order():
-    """The DAG runs dbt layer by layer: every model's refs are in its own layer or an earlier one."""
+def test_dbt_models_ref_only_their_own_or_earlier_layers():
+    """The dbt project is layered: every model's refs are in its own layer or an earlier one."""
     import re
 
     from stratpos.core.settings import PROJECT_ROOT
@@ -145,7 +142,7 @@ def test_dbt_layers_run_in_dependency_order():
     models = PROJECT_ROOT / "dbt_project" / "models"
     files = {f.stem: f for f in models.rglob("*.sql")}
     layer_of = {model: f.relative_to(models).parts[0] for model, f in files.items()}
-    assert set(layer_of.values()) == set(layers), "a model outside the layers the DAG runs"
+    assert set(layer_of.values()) == set(layers), "a model outside the layers"
     later = [
         f"{model} ({layer}) refs {ref} ({layer_of[ref]})"
         for model, layer in layer_of.items()
