@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two pytest-xdist workers, each test file on one worker (its module-scoped warehouses are built once)
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False

@@ -8,6 +8,7 @@ dbt documentation site (offline) and, on MySQL/MariaDB, refreshes the read-only 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -76,8 +77,12 @@ def _environment(values: dict[str, str]):
 
 def default_target_path(settings: Settings) -> Path:
     """One dbt target directory per warehouse, so runs against different warehouses never share
-    compiled SQL or the partial-parse manifest (dbt writes both there)."""
+    compiled SQL or the partial-parse manifest (dbt writes both there): on MariaDB per schema
+    prefix, on DuckDB per database file (its name plus a digest of its absolute path)."""
     name = settings.target + (f"-{settings.schema_prefix.rstrip('_')}" if settings.schema_prefix else "")
+    if settings.target == "duckdb":
+        path = Path(settings.duckdb_path).expanduser().resolve()
+        name += f"-{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     return DBT_PROJECT_DIR / "target" / name
 
 

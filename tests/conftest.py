@@ -7,12 +7,14 @@ which case an unreachable server is a failure, not a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
 
 from stratpos.core.settings import MySQLSettings, Settings, load_settings
 from stratpos.core.warehouse import WarehouseUnavailable, drop_schemas, mysql_connection
+from stratpos.transform import default_target_path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -43,11 +45,14 @@ def mysql_settings(mysql_available: MySQLSettings):
     settings = Settings(target="mysql", mysql=mysql_available, schema_prefix=prefix)
     yield settings
     drop_schemas(settings)
+    shutil.rmtree(default_target_path(settings), ignore_errors=True)  # its dbt target directory
 
 
 @pytest.fixture
 def duckdb_settings(tmp_path):
-    return Settings(target="duckdb", duckdb_path=tmp_path / "warehouse.duckdb")
+    settings = Settings(target="duckdb", duckdb_path=tmp_path / "warehouse.duckdb")
+    yield settings
+    shutil.rmtree(default_target_path(settings), ignore_errors=True)  # its dbt target directory
 
 
 @pytest.fixture(params=["duckdb", "mysql"])
