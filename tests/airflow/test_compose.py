@@ -190,6 +190,7 @@ INIT_ENV = {
     "STRATPOS_MYSQL_PASSWORD": "w-pass",
     "STRATPOS_BI_USER": "bi",
     "STRATPOS_BI_PASSWORD": "bi-pass",
+    "STRATPOS_BI_HOST": "%",
 }
 
 
@@ -204,10 +205,21 @@ def test_init_script_grants_the_bi_user_select_on_the_marts_only():
     ]
     prefixed = _init_sql({**INIT_ENV, "STRATPOS_SCHEMA_PREFIX": "p1_"})
     assert "GRANT SELECT ON `p1_marts`.* TO 'bi'@'%'" in prefixed.stdout
+    # the BI user's host is what STRATPOS_BI_HOST says: `%` only when it is set so
+    narrowed = _init_sql({**INIT_ENV, "STRATPOS_BI_HOST": "172.18.%"})
+    assert "CREATE USER IF NOT EXISTS 'bi'@'172.18.%'" in narrowed.stdout
+    assert "GRANT SELECT ON `marts`.* TO 'bi'@'172.18.%'" in narrowed.stdout and "'bi'@'%'" not in narrowed.stdout
 
 
 @pytest.mark.parametrize(
-    "change", [{"STRATPOS_BI_PASSWORD": ""}, {"STRATPOS_BI_PASSWORD": "a'b"}, {"STRATPOS_SCHEMA_PREFIX": "x;"}]
+    "change",
+    [
+        {"STRATPOS_BI_PASSWORD": ""},
+        {"STRATPOS_BI_PASSWORD": "a'b"},
+        {"STRATPOS_SCHEMA_PREFIX": "x;"},
+        {"STRATPOS_BI_HOST": ""},
+        {"STRATPOS_BI_HOST": "h' or '1"},
+    ],
 )
 def test_init_script_refuses_unsafe_values(change):
     done = _init_sql({**INIT_ENV, **change})
