@@ -9,8 +9,8 @@ and the failing keys that channel was told about):
 - a **new failing key** of a check that was already failing;
 - a check that **recovers** (failing or warning → passed, or failing → warning);
 - a check that **starts warning** (passed → warned);
-- standing failures and warnings (R8 always warns on a real account) at most **once a day**,
-  together in one digest.
+- standing failures and warnings (R8 always warns on a real account) at most **once a day**
+  (``STRATPOS_ALERT_DIGEST_HOURS``, default 24), together in one digest.
 
 One message per validation and channel holds all of that; nothing changed → no message. The
 state of a channel moves only when its message was delivered, so a channel that was down hears
@@ -67,7 +67,7 @@ from stratpos.core.errors import ConfigError
 log = logging.getLogger(__name__)
 SECURITIES = ("none", "starttls", "ssl")
 MAX_KEYS_PER_CHECK = 10
-DIGEST_EVERY = timedelta(days=1)
+DIGEST_EVERY = timedelta(days=1)  # the default of the setting alert_digest_hours (STRATPOS_ALERT_DIGEST_HOURS)
 ATTEMPTS = 3  # a channel that fails is tried again after 0.5 s, then 1 s
 TRANSPORT_LOGGERS = ("apprise", "urllib3", "requests")
 
@@ -597,10 +597,13 @@ def _aware(at: datetime | None) -> datetime | None:
     return None if at is None else at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def changes(report, previous: dict[str, CheckState], now: datetime) -> tuple[list[CheckEvent], dict[str, CheckState]]:
+def changes(
+    report, previous: dict[str, CheckState], now: datetime, digest_every: timedelta = DIGEST_EVERY
+) -> tuple[list[CheckEvent], dict[str, CheckState]]:
     """What a channel whose state is ``previous`` should hear about ``report``, and its state once told.
 
-    The state's ``last_sent`` moves only for the checks in the returned events.
+    Failures and warnings that go on are told again together, once ``digest_every`` has passed. The
+    state's ``last_sent`` moves only for the checks in the returned events.
     """
     news: list[CheckEvent] = []
     standing: list[CheckEvent] = []
@@ -628,9 +631,9 @@ def changes(report, previous: dict[str, CheckState], now: datetime) -> tuple[lis
             news.append(CheckEvent(r, STARTED_WARNING, before.status))
         else:  # the same failure or warning as before
             standing.append(CheckEvent(r, STANDING, before.status))
-    # the standing ones go out together, once a day: all of them when the oldest is due
+    # the standing ones go out together, once per digest interval: all of them when the oldest is due
     last = [_aware(previous[e.result.check.check_id].last_sent) for e in standing]
-    due = any(t is None or now - t >= DIGEST_EVERY for t in last)
+    due = any(t is None or now - t >= digest_every for t in last)
     events = news + (standing if due else [])
     for e in events:
         new_state[e.result.check.check_id].last_sent = now
@@ -645,8 +648,9 @@ def notify_changes(settings, report, channels: list[Channel], *, now: datetime |
     now = now or datetime.now(UTC)
     store = _Store(settings)
     deliveries: list[Delivery] = []
+    every = timedelta(hours=settings.alert_digest_hours)
     for channel in channels:
-        events, new_state = changes(report, store.load(channel.state_id), now)
+        events, new_state = changes(report, store.load(channel.state_id), now, every)
         if events:
             [delivery] = send_alert(build_message(report, events), [channel])
             deliveries.append(delivery)

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     alert_smtp_security: Literal["none", "starttls", "ssl"] | None = Field(
         None, description="`none`, `starttls` or `ssl` (default by port)"
     )
+    alert_digest_hours: float = Field(
+        24, gt=0, description="how often a failure or warning that goes on is told again (one digest of them all)"
+    )
     # --- BI and Airflow
     bi_user: str = Field("stratpos_bi", description="read-only BI user on MySQL/MariaDB (`SELECT` on the marts)")
     bi_host: str = Field("localhost", description="host part of the BI user (`%` only when configured: any host)")

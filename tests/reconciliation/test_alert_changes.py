@@ -90,3 +90,18 @@ def test_each_channel_keeps_its_own_state(settings):
         notify_changes(settings, again, [first, second], now=again.started_at)
         assert [r.body["run_id"] for r in webhook.on("/first")] == ["validate-h0"]
         assert [r.body["run_id"] for r in webhook.on("/second")] == ["validate-h1"]
+
+
+def test_the_digest_interval_is_a_setting(duckdb_settings):
+    """STRATPOS_ALERT_DIGEST_HOURS: a standing warning is told again after that many hours, not after a day."""
+    settings = duckdb_settings.with_overrides(alert_digest_hours=6)
+    standing = ["unattributed:default:SOLUSDT_LONG"]
+    with WebhookReceiver() as webhook:
+        channel = WebhookChannel(webhook.url("/hook"))
+        told = []
+        for hour in (0, 5, 6, 11, 12):
+            seen = len(webhook.requests)
+            rep = report(hour, [], standing)
+            notify_changes(settings, rep, [channel], now=rep.started_at)
+            told += [(hour, c["event"]) for r in webhook.requests[seen:] for c in alert_payload(r)["checks"]]
+    assert told == [(0, "started warning"), (6, "still not passing"), (12, "still not passing")]
