@@ -904,7 +904,7 @@ def ingest_binance(
         store.open()
         server_ms = api.prepare()
         # Binance's retention counts back from its now; the paper exchange's now is its data clock
-        now = api.data_clock_ms if api.data_clock_ms is not None else server_ms
+        now = api.now_ms()
         # nothing exists after the exchange's now: a later `until` (a run's data interval end, on the paper
         # exchange the wall clock months past its data) would only page through empty 7-day windows
         until = min(until_ms, now) if until_ms is not None else now
