@@ -349,8 +349,7 @@ def run_validation(
         raise NothingToValidate(settings.describe())
     gx_checks = [c for c in checks if c not in missing]
     outcome = run_checkpoint(
-        settings,
-        _frames({c.check_id: read[c.check_id] for c in gx_checks}) if settings.target == "duckdb" else None,
+        _frames({c.check_id: read[c.check_id] for c in gx_checks}),
         checks=gx_checks,
         docs_dir=settings.gx_docs_path if docs_dir is DEFAULT_DOCS_DIR else docs_dir,  # beside the warehouse
         run_name=run_id,

@@ -38,7 +38,7 @@
     {%- if execute -%}
         {%- do run_query('drop temporary table if exists ' ~ changed) -%}
         {%- do run_query(
-            'create temporary table ' ~ changed ~ ' (primary key (exchange_position_id)) as '
+            stratpos_statement_settings() ~ ' create temporary table ' ~ changed ~ ' (primary key (exchange_position_id)) as '
             ~ changed_episodes_sql(source_relation, columns)
         ) -%}
     {%- endif -%}

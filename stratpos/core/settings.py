@@ -60,6 +60,13 @@ class MySQLSettings(BaseModel):
     flavor: Literal["mariadb", "mysql"] = Field(
         "mariadb", description="dbt adapter type of the MySQL target: `mariadb` or `mysql`"
     )
+    tmp_table_mb: int = Field(
+        512,
+        ge=16,
+        le=65536,
+        description="in-memory temporary table limit of the pipeline's sessions, MiB (`tmp_table_size` and "
+        "`max_heap_table_size`; the server default of 16 spills large GROUP BYs and derived tables to disk)",
+    )
 
     @field_validator("flavor", mode="before")
     @classmethod
@@ -106,6 +113,11 @@ class Settings(BaseSettings):
     )
     duckdb_ingest_memory: str = Field(
         "256MB", description="DuckDB `memory_limit` of the ingestion connection (dbt's is its own)"
+    )
+    duckdb_transform_memory: str = Field(
+        "1GB",
+        description="DuckDB `memory_limit` of dbt's connection (`stratpos transform`, the DAG's dbt tasks); "
+        "beyond it DuckDB spills to a temporary folder beside the warehouse",
     )
     load_lock_wait_seconds: int = Field(
         600,
@@ -210,7 +222,9 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("schema_prefix", "duckdb_ingest_memory", "bi_user", "bi_host", mode="before")
+    @field_validator(
+        "schema_prefix", "duckdb_ingest_memory", "duckdb_transform_memory", "bi_user", "bi_host", mode="before"
+    )
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
@@ -230,7 +244,7 @@ class Settings(BaseSettings):
             raise ValueError("may hold only letters, digits and _")
         return value
 
-    @field_validator("duckdb_ingest_memory")
+    @field_validator("duckdb_ingest_memory", "duckdb_transform_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
         if not _MEMORY.match(value):
@@ -368,12 +382,14 @@ _WAREHOUSE_VARIABLES = frozenset(
     {
         "STRATPOS_TARGET",
         "STRATPOS_DUCKDB_PATH",
+        "STRATPOS_DUCKDB_TRANSFORM_MEMORY",
         "STRATPOS_SCHEMA_PREFIX",
         "STRATPOS_MYSQL_HOST",
         "STRATPOS_MYSQL_PORT",
         "STRATPOS_MYSQL_USER",
         "STRATPOS_MYSQL_PASSWORD",
         "STRATPOS_MYSQL_FLAVOR",
+        "STRATPOS_MYSQL_TMP_TABLE_MB",
     }
 )
 

@@ -116,9 +116,12 @@ def connect_mysql(settings: Settings, database: str | None = None, *, connect_ti
     import pymysql
 
     m = settings.mysql
-    options = {}
+    # SPEC §9: the reconciliation views group and join the whole history; at the server's default
+    # 16 MiB their temporary tables go to disk (see dbt_project/macros/mariadb_session.sql)
+    tmp = m.tmp_table_mb * 1024 * 1024
+    options = {"init_command": f"SET SESSION tmp_table_size = {tmp}, max_heap_table_size = {tmp}"}
     if bulk:
-        options = {"max_allowed_packet": 64 * 1024 * 1024, "local_infile": True}
+        options |= {"max_allowed_packet": 64 * 1024 * 1024, "local_infile": True}
     try:
         return pymysql.connect(
             host=m.host,

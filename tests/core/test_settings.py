@@ -28,6 +28,7 @@ def test_every_variable_read_in_the_code_is_a_setting():
         "STRATPOS_MYSQL_USER",
         "STRATPOS_MYSQL_PASSWORD",
         "STRATPOS_MYSQL_FLAVOR",
+        "STRATPOS_MYSQL_TMP_TABLE_MB",
         "STRATPOS_SCHEMA_PREFIX",
         "STRATPOS_DUCKDB_INGEST_MEMORY",
         "STRATPOS_SYMBOLS",
@@ -201,12 +202,14 @@ def test_to_env_is_absolute_and_round_trips(tmp_path, monkeypatch):
     assert set(dbt) == {
         "STRATPOS_TARGET",
         "STRATPOS_DUCKDB_PATH",
+        "STRATPOS_DUCKDB_TRANSFORM_MEMORY",
         "STRATPOS_SCHEMA_PREFIX",
         "STRATPOS_MYSQL_HOST",
         "STRATPOS_MYSQL_PORT",
         "STRATPOS_MYSQL_USER",
         "STRATPOS_MYSQL_PASSWORD",
         "STRATPOS_MYSQL_FLAVOR",
+        "STRATPOS_MYSQL_TMP_TABLE_MB",
     }
     assert "STRATPOS_MYSQL_PASSWORD" not in s.to_env(warehouse_only=True, secrets=False)
 

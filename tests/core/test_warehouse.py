@@ -82,3 +82,16 @@ def test_mysql_connection_options(mysql_available):
     finally:
         con.close()
     assert (int(autocommit), charset) == (1, "utf8mb4")
+
+
+def test_mysql_sessions_keep_temporary_tables_in_memory_up_to_the_setting(mysql_available):
+    """STRATPOS_MYSQL_TMP_TABLE_MB sets both limits of every pipeline session (the smaller one rules)."""
+    settings = Settings(target="mysql", mysql=mysql_available.model_copy(update={"tmp_table_mb": 96}))
+    for bulk in (False, True):
+        con = connect_mysql(settings, bulk=bulk)
+        try:
+            with con.cursor() as cur:
+                cur.execute("select @@session.tmp_table_size, @@session.max_heap_table_size")
+                assert cur.fetchone() == (96 * 1024 * 1024, 96 * 1024 * 1024)
+        finally:
+            con.close()
