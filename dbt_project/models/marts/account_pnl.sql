@@ -177,10 +177,41 @@ strategy_days as (
     group by account_id, asset, day_no
 ),
 
-grain as (
-    select account_id, asset, day_no from income_days
-    union
-    select account_id, asset, day_no from strategy_days
+days as (
+    -- one row per account, asset and day of either side: a UNION ALL grouped once rather than a
+    -- grain joined back to both sides, which MariaDB evaluates once per reference (twice each)
+    select
+        account_id,
+        asset,
+        day_no,
+        sum(realized_pnl) as realized_pnl,
+        sum(commission) as commission,
+        sum(funding_fee) as funding_fee,
+        sum(insurance_clear) as insurance_clear,
+        sum(commission_rebate) as commission_rebate,
+        sum(api_rebate) as api_rebate,
+        sum(fee_return) as fee_return,
+        sum(delivered_settlement) as delivered_settlement,
+        sum(transfer) as transfer,
+        sum(other_types) as other_types,
+        sum(total_income) as total_income,
+        sum(account_level_income) as account_level_income,
+        sum(income_count) as income_count,
+        sum(strategy_income) as strategy_income,
+        sum(unreconciled_fill_income) as unreconciled_fill_income
+    from (
+        select
+            account_id, asset, day_no, realized_pnl, commission, funding_fee, insurance_clear, commission_rebate,
+            api_rebate, fee_return, delivered_settlement, transfer, other_types, total_income, account_level_income,
+            income_count, null as strategy_income, null as unreconciled_fill_income
+        from income_days
+        union all
+        select
+            account_id, asset, day_no, null, null, null, null, null, null, null, null, null, null, null, null, null,
+            strategy_income, unreconciled_fill_income
+        from strategy_days
+    ) as sides
+    group by account_id, asset, day_no
 ),
 
 final as (
@@ -189,26 +220,22 @@ final as (
         g.account_id,
         g.asset,
         {{ day_no_to_date('g.day_no') }} as income_date,
-        {{ dec18('coalesce(i.realized_pnl, 0)') }} as realized_pnl,
-        {{ dec18('coalesce(i.commission, 0)') }} as commission,
-        {{ dec18('coalesce(i.funding_fee, 0)') }} as funding_fee,
-        {{ dec18('coalesce(i.insurance_clear, 0)') }} as insurance_clear,
-        {{ dec18('coalesce(i.commission_rebate, 0)') }} as commission_rebate,
-        {{ dec18('coalesce(i.api_rebate, 0)') }} as api_rebate,
-        {{ dec18('coalesce(i.fee_return, 0)') }} as fee_return,
-        {{ dec18('coalesce(i.delivered_settlement, 0)') }} as delivered_settlement,
-        {{ dec18('coalesce(i.transfer, 0)') }} as transfer,
-        {{ dec18('coalesce(i.other_types, 0)') }} as other_income_types,
-        {{ dec18('coalesce(i.total_income, 0)') }} as total_income,
-        {{ dec18('coalesce(s.strategy_income, 0)') }} as strategy_income,
-        {{ dec18('coalesce(i.account_level_income, 0)') }} as account_level_income,
-        {{ dec18('coalesce(s.unreconciled_fill_income, 0)') }} as unreconciled_fill_income,
-        coalesce(i.income_count, 0) as income_count
-    from grain as g
-    left join income_days as i
-        on g.account_id = i.account_id and g.asset = i.asset and g.day_no = i.day_no
-    left join strategy_days as s
-        on g.account_id = s.account_id and g.asset = s.asset and g.day_no = s.day_no
+        {{ dec18('coalesce(g.realized_pnl, 0)') }} as realized_pnl,
+        {{ dec18('coalesce(g.commission, 0)') }} as commission,
+        {{ dec18('coalesce(g.funding_fee, 0)') }} as funding_fee,
+        {{ dec18('coalesce(g.insurance_clear, 0)') }} as insurance_clear,
+        {{ dec18('coalesce(g.commission_rebate, 0)') }} as commission_rebate,
+        {{ dec18('coalesce(g.api_rebate, 0)') }} as api_rebate,
+        {{ dec18('coalesce(g.fee_return, 0)') }} as fee_return,
+        {{ dec18('coalesce(g.delivered_settlement, 0)') }} as delivered_settlement,
+        {{ dec18('coalesce(g.transfer, 0)') }} as transfer,
+        {{ dec18('coalesce(g.other_types, 0)') }} as other_income_types,
+        {{ dec18('coalesce(g.total_income, 0)') }} as total_income,
+        {{ dec18('coalesce(g.strategy_income, 0)') }} as strategy_income,
+        {{ dec18('coalesce(g.account_level_income, 0)') }} as account_level_income,
+        {{ dec18('coalesce(g.unreconciled_fill_income, 0)') }} as unreconciled_fill_income,
+        {{ to_int('coalesce(g.income_count, 0)') }} as income_count
+    from days as g
 )
 
 select * from final

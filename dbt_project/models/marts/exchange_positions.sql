@@ -90,9 +90,12 @@ contribution_counts as (
 ),
 
 latest as (
-    select account_id, exchange_position_key, max(episode_no) as latest_episode_no
+    -- a window over `episodes`, not a second GROUP BY of it: MariaDB evaluates a CTE once per
+    -- reference, and `episodes` is the window and aggregate over every leg of the history
+    select
+        *,
+        max(episode_no) over (partition by account_id, exchange_position_key) as latest_episode_no
     from episodes
-    group by account_id, exchange_position_key
 ),
 
 final as (
@@ -122,13 +125,12 @@ final as (
         coalesce(cc.total_contributions, 0) as total_contributions,
         {{ dec18('coalesce(f.unattributed_quantity, 0)') }} as unattributed_quantity,
         {{ ms_to_timestamp('e.last_fill_ms') }} as last_fill_at,
-        case when e.episode_no = l.latest_episode_no then true else false end as is_current
-    from episodes as e
+        case when e.episode_no = e.latest_episode_no then true else false end as is_current
+    from latest as e
     left join fees as f on e.exchange_position_id = f.exchange_position_id
     left join margin_assets as ma on e.symbol = ma.symbol
     left join contributors as c on e.exchange_position_id = c.exchange_position_id
     left join contribution_counts as cc on e.exchange_position_id = cc.exchange_position_id
-    inner join latest as l on e.account_id = l.account_id and e.exchange_position_key = l.exchange_position_key
 )
 
 select * from final

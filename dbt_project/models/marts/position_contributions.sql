@@ -20,8 +20,17 @@ positions as (
 ),
 
 entry_allocations as (
+    -- only the columns used: MariaDB sorts this in a temporary table for each window
     select
-        *,
+        strategy_position_id,
+        exchange_position_id,
+        exchange_position_key,
+        quantity,
+        price,
+        trade_time_ms,
+        leg_id,
+        trade_id,
+        leg_no,
         row_number() over (
             partition by strategy_position_id, exchange_position_id order by trade_time_ms, trade_id, leg_no
         ) as from_first,

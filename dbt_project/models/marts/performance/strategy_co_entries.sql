@@ -7,8 +7,16 @@
 {%- set window_ms = window_seconds * 1000 %}
 
 with positions as (
+    -- only the columns used: MariaDB materializes this twice (derived_merge off, above), and
+    -- strategy_positions' whole rows made those temporary tables several times larger
     select
-        *,
+        account_id,
+        exchange_position_key,
+        symbol,
+        strategy_id,
+        strategy_position_id,
+        exchange_position_id,
+        entry_time_ms,
         {{ ms_bucket('entry_time_ms', window_ms) }} as entry_bucket
     from {{ ref('strategy_positions') }}
     where strategy_id <> 'unattributed' and entry_time_ms is not null
