@@ -41,9 +41,8 @@ def test_environment_overrides(tmp_path):
     assert s.target == "mysql"
     assert s.duckdb_path == tmp_path / "x.duckdb"
     assert s.schema("marts") == "acme_marts"
-    assert s.mysql.sqlalchemy_url("acme_raw") == (
-        "mysql+pymysql://loader:p%40ss+word@db.internal:3307/acme_raw?charset=utf8mb4"
-    )
+    assert (s.mysql.host, s.mysql.port, s.mysql.user) == ("db.internal", 3307, "loader")
+    assert s.mysql.password.get_secret_value() == "p@ss word"
     # the password never shows up in printable descriptions
     assert "p@ss" not in s.describe() and "p@ss" not in repr(s)
 

@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import quote_plus
 
 from pydantic import (
     AliasChoices,
@@ -72,13 +71,6 @@ class MySQLSettings(BaseModel):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
-
-    def sqlalchemy_url(self, database: str | None = None, *, with_password: bool = True) -> str:
-        """A SQLAlchemy URL (PyMySQL driver); the password is URL-quoted (left out: ``with_password=False``)."""
-        secret = self.password.get_secret_value() if with_password else ""
-        auth = quote_plus(self.user) + (f":{quote_plus(secret)}" if secret else "")
-        db = f"/{database}" if database else ""
-        return f"mysql+pymysql://{auth}@{self.host}:{self.port}{db}?charset=utf8mb4"
 
     def describe(self) -> str:
         """user@host:port, safe to print."""
