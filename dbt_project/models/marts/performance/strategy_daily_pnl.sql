@@ -8,7 +8,7 @@
 {{ config(pre_hook="{{ recursion_limit() }}") }}
 
 with recursive activity as (
-    select * from {{ ref('int_strategy_daily_activity') }}
+    select * from {{ ref('strategy_daily_activity') }}
 ),
 
 spans as (
