@@ -13,6 +13,10 @@
   and every test query. The limit is STRATPOS_MYSQL_TMP_TABLE_MB (the pipeline's Python
   connections set the same per session). MySQL (flavor `mysql`) has no SET STATEMENT; there the
   server's own settings apply.
+
+  The two overrides below repeat dbt-mariadb 1.7's bodies with the prefix added: a root-project
+  macro cannot wrap the adapter's own (its package, dbt_mariadb, is no namespace in the Jinja
+  context: calling dbt_mariadb.mariadb__get_test_sql fails with "'dbt_mariadb' is undefined").
 -#}
 {% macro stratpos_statement_settings() -%}
     {%- if target.type == 'mariadb' -%}
