@@ -2,23 +2,37 @@
 -- an increasing leg moves avg = (|qty|·avg + q·p) / (|qty| + q), kept to 18 decimals;
 -- a reducing leg leaves avg and books (p − avg)·q·dir. The rule is a recurrence, so it
 -- is walked with a recursive CTE, all episodes advancing one leg per iteration.
--- Incremental by episode: only episodes whose legs changed are walked again. A changed opening
--- state (a newer snapshot, an earlier fill) changes the opening leg's quantity or price, or the
--- running quantity of every leg after it, so its episode is walked again.
+-- Incremental by key suffix, after int_exchange_legs: the legs that table wrote since this one's
+-- last run (built_ms newer than any here) start, per key, at the first episode it rebuilt; those
+-- episodes and every later one of the key are walked again (macros/incremental_legs.sql). A key
+-- with no legs any more loses its rows (consumer_rebuild_plan).
 {{ config(
     materialized='incremental',
-    unique_key='exchange_position_id',
+    unique_key='leg_id',
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
     pre_hook=[
         "{{ recursion_limit() }}",
-        "{{ delete_changed_episodes(ref('int_exchange_legs'), ['leg_id', 'exchange_position_id', 'leg_seq', 'leg_quantity', 'price', 'leg_qty_after']) }}",
+        "drop table if exists {{ plan_relation() }}",
+        "{{ consumer_rebuild_plan(ref('int_exchange_legs')) }}",
+        "{{ delete_planned_suffix() }}",
     ],
-    post_hook=["{{ add_index(['leg_id']) }}", "{{ add_index(['exchange_position_id']) }}"],
+    post_hook=[
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+        "{{ add_index(['account_id', 'exchange_position_key', 'episode_no']) }}",
+        "{{ add_index(['built_ms']) }}",
+    ],
 ) }}
 
 with recursive legs as (
-    select * from {{ ref('int_exchange_legs') }} as src
-    {{ episodes_to_build('src') }}
+    select src.* from {{ ref('int_exchange_legs') }} as src
+    {%- if is_incremental() %}
+    inner join {{ plan_relation() }} as p
+        on src.account_id = p.account_id
+        and src.exchange_position_key = p.exchange_position_key
+        and src.episode_no >= p.from_episode_no
+    {%- endif %}
 ),
 
 walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after, computed_pnl) as (
@@ -64,13 +78,17 @@ walk (leg_id, account_id, exchange_position_key, episode_no, leg_seq, avg_after,
 final as (
     select
         w.leg_id,
+        l.account_id,
+        l.exchange_position_key,
+        l.episode_no,
         l.exchange_position_id,
         l.leg_seq,
         l.leg_quantity,
         l.leg_qty_after,
         l.price,
         w.avg_after as avg_price_after,
-        w.computed_pnl as computed_realized_pnl
+        w.computed_pnl as computed_realized_pnl,
+        l.built_ms
     from walk as w
     inner join {{ ref('int_exchange_legs') }} as l on w.leg_id = l.leg_id
 )

@@ -8,23 +8,80 @@
 -- no fill. The running quantity of the fills starts from qty0. Episodes, averages,
 -- allocations (role `opening`, to the bucket) and R2–R5 then need nothing else; R1 and the
 -- fee/income checks count fills, which the opening leg is not.
-{{ config(post_hook=[
-    "{{ add_index(['account_id', 'exchange_position_key', 'episode_no', 'leg_seq']) }}",
-    "{{ add_index(['leg_id']) }}",
-]) }}
+--
+-- Incremental by key suffix: each run rebuilds only the episodes of each key from the one its
+-- earliest new fill lands in (macros/incremental_legs.sql says why that is exact). The plan's
+-- keys start from the fill that closed the last kept episode, with the quantity before it.
+{{ config(
+    materialized='incremental',
+    unique_key='leg_id',
+    incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook=[
+        "drop table if exists {{ plan_relation() }}",
+        "{{ legs_rebuild_plan() }}",
+        "{{ delete_planned_suffix() }}",
+    ],
+    post_hook=[
+        "{{ add_index(['account_id', 'exchange_position_key', 'episode_no', 'leg_seq']) }}",
+        "{{ add_index(['account_id', 'exchange_position_key', 'trade_time_ms', 'trade_id']) }}",
+        "{{ add_index(['account_id', 'symbol', 'trade_id', 'leg_no']) }}",
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['built_ms']) }}",
+    ],
+) }}
 
+{%- if is_incremental() %}
+with plan as (
+    select * from {{ plan_relation() }}
+),
+
+-- the planned keys' fills: all of them for a key rebuilt whole, else from the boundary fill on
+trades as (
+    select
+        t.*,
+        p.is_full,
+        p.from_episode_no - 1 as episode_offset,
+        case when p.is_full = 1 then null else p.boundary_qty_before end as start_quantity,
+        case
+            when p.is_full = 0 and t.trade_time_ms = p.boundary_time_ms and t.trade_id = p.boundary_trade_id then 1
+            else 0
+        end as is_boundary
+    from {{ ref('stg_binance__trades') }} as t
+    inner join plan as p
+        on t.account_id = p.account_id and t.exchange_position_key = p.exchange_position_key
+    where p.is_full = 1
+        or t.trade_time_ms > p.boundary_time_ms
+        or (t.trade_time_ms = p.boundary_time_ms and t.trade_id >= p.boundary_trade_id)
+),
+
+openings as (
+    select o.*
+    from {{ ref('int_opening_states') }} as o
+    inner join plan as p
+        on o.account_id = p.account_id and o.exchange_position_key = p.exchange_position_key
+    where p.is_full = 1
+),
+{%- else %}
 with trades as (
-    select * from {{ ref('stg_binance__trades') }}
+    select
+        *,
+        1 as is_full,
+        0 as episode_offset,
+        {{ dec18('null') }} as start_quantity,
+        0 as is_boundary
+    from {{ ref('stg_binance__trades') }}
 ),
 
 openings as (
     select * from {{ ref('int_opening_states') }}
 ),
+{%- endif %}
 
 running as (
     select
         t.*,
-        coalesce(o.opening_quantity, {{ dec18('0') }}) + sum(t.signed_quantity) over (
+        coalesce(t.start_quantity, o.opening_quantity, {{ dec18('0') }}) + sum(t.signed_quantity) over (
             partition by t.account_id, t.exchange_position_key
             order by t.trade_time_ms, t.trade_id
             rows between unbounded preceding and current row
@@ -55,7 +112,9 @@ legs as (
         case when crosses_zero = 1 then abs(qty_before_fill) else quantity end as leg_quantity,
         qty_before_fill as leg_qty_before,
         case when crosses_zero = 1 then {{ dec18('0') }} else qty_after_fill end as leg_qty_after,
-        0 as is_opening
+        0 as is_opening,
+        episode_offset,
+        is_boundary
     from with_before
     union all
     select
@@ -65,7 +124,9 @@ legs as (
         abs(qty_after_fill) as leg_quantity,
         {{ dec18('0') }} as leg_qty_before,
         qty_after_fill as leg_qty_after,
-        0 as is_opening
+        0 as is_opening,
+        episode_offset,
+        0 as is_boundary
     from with_before
     where crosses_zero = 1
     union all
@@ -79,14 +140,16 @@ legs as (
         abs(opening_quantity) as leg_quantity,
         {{ dec18('0') }} as leg_qty_before,
         opening_quantity as leg_qty_after,
-        1 as is_opening
+        1 as is_opening,
+        0 as episode_offset,
+        0 as is_boundary
     from openings
 ),
 
 numbered as (
     select
         *,
-        {{ to_int("sum(case when leg_qty_before = 0 then 1 else 0 end) over (
+        {{ to_int("episode_offset + sum(case when leg_qty_before = 0 then 1 else 0 end) over (
             partition by account_id, exchange_position_key
             order by trade_time_ms, trade_id, leg_no
             rows between unbounded preceding and current row
@@ -134,8 +197,12 @@ final as (
         commission as fill_commission,
         commission_asset,
         trade_time_ms,
-        trade_time
+        trade_time,
+        {{ build_stamp_ms() }} as built_ms
     from numbered
+    -- the boundary fill's closing leg (is_boundary: leg 1 only) belongs to the last kept episode
+    -- (its episode's windows above hold only this leg, so dropping it here changes no other row)
+    where is_boundary = 0
 )
 
 select * from final

@@ -1,0 +1,283 @@
+{#-
+  int_exchange_legs, incremental by key suffix (issue 14): the hour's run rebuilds, for each key
+  that got new fills, only its episodes from the one the earliest new fill lands in, never the
+  key's whole history.
+
+  Why a suffix is exact. Legs follow from the key's fills in (time, trade id) order through a
+  running quantity. Every fill before the earliest new one is unchanged, so is every leg before
+  it; an episode that ended before the earliest new fill is unchanged too. Let D be the first
+  episode holding a leg after the earliest new fill (or the key's open episode, or a new one if
+  all are closed): episodes 1 … D−1 are kept as they are, D and everything after are deleted and
+  rebuilt from the fill B that closed episode D−1, starting from the quantity before B (its
+  leg_qty_before) and numbering episodes on from D−1. B's closing leg is kept, not rebuilt; when
+  B crossed zero (one-way mode) its second leg opens episode D and is rebuilt.
+
+  A key is rebuilt whole when its opening state changed (int_opening_states differs from the
+  stored opening leg: a newer snapshot, a fill before the first one), when D would be its first
+  episode, or when nothing of it is stored yet.
+
+  `legs_rebuild_plan()` (pre-hook) writes one row per key to rebuild into `<model>__plan`;
+  `delete_planned_suffix()` (pre-hook) deletes what the plan rebuilds; the model's select reads the
+  plan. New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited
+  in place in raw counts from the earlier of its old and new time), so a run that failed after
+  ingestion loses nothing: its fills are still new to the next run. A fill deleted from raw is
+  not seen (the raw layer only grows; after deleting by hand, run a full refresh).
+-#}
+
+{#- The model's rebuild plan, a table beside it: what the last run rebuilt, per key. -#}
+{% macro plan_relation() -%}
+    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__plan'})) }}
+{%- endmacro %}
+
+{#- after `drop table if exists {{ plan_relation() }}` -#}
+{% macro legs_rebuild_plan() -%}
+    {%- if is_incremental() -%}
+    {{ stratpos_statement_settings() }} create table {{ plan_relation() }} as
+    {{ legs_rebuild_plan_sql() }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Correlated scalar subqueries, not joins with GROUP BY: on MariaDB each is an index lookup on the
+    (key, episode, leg_seq) or (key, time) index, so the plan costs the changed keys' recent legs,
+    not their history. -#}
+{% macro legs_rebuild_plan_sql() -%}
+-- every fill whose leg 1 the table does not hold as it is now: a new fill, or one changed in place
+-- (by hand: ingestion quarantines a changed payload); a changed fill also touches where it stood
+with diff as (
+    select
+        t.account_id,
+        t.exchange_position_key,
+        s.exchange_position_key as stored_key,
+        case when s.trade_time_ms < t.trade_time_ms then s.trade_time_ms else t.trade_time_ms end as trade_time_ms,
+        t.trade_id
+    from {{ ref('stg_binance__trades') }} as t
+    left join {{ this }} as s
+        on s.account_id = t.account_id and s.symbol = t.symbol and s.trade_id = t.trade_id and s.leg_no = 1
+    where s.leg_id is null
+        or s.exchange_position_key <> t.exchange_position_key
+        or s.trade_time_ms <> t.trade_time_ms
+        or s.order_id <> t.order_id
+        or s.side <> t.side
+        or s.price <> t.price
+        or s.fill_quantity <> t.quantity
+        or s.fill_realized_pnl <> t.realized_pnl
+        or s.fill_commission <> t.commission
+        or coalesce(s.commission_asset, '') <> coalesce(t.commission_asset, '')
+),
+
+new_trades as (
+    select
+        d.account_id,
+        case when n.side_no = 1 then d.exchange_position_key else d.stored_key end as exchange_position_key,
+        d.trade_time_ms,
+        d.trade_id,
+        row_number() over (
+            partition by d.account_id, case when n.side_no = 1 then d.exchange_position_key else d.stored_key end
+            order by d.trade_time_ms, d.trade_id
+        ) as rn
+    from diff as d
+    cross join (select 1 as side_no union all select 2 as side_no) as n
+    where n.side_no = 1 or d.stored_key <> d.exchange_position_key
+),
+
+first_new as (
+    select account_id, exchange_position_key, trade_time_ms, trade_id
+    from new_trades
+    where rn = 1
+),
+
+openings as (
+    select
+        account_id,
+        exchange_position_key,
+        {{ dec18('opening_quantity') }} as quantity,
+        {{ dec18('opening_price') }} as price,
+        opening_time_ms as time_ms
+    from {{ ref('int_opening_states') }}
+),
+
+stored_openings as (
+    select
+        account_id,
+        exchange_position_key,
+        {{ dec18('leg_qty_after') }} as quantity,
+        {{ dec18('price') }} as price,
+        trade_time_ms as time_ms
+    from {{ this }}
+    where is_opening = 1
+),
+
+opening_changed as (
+    select account_id, exchange_position_key from (
+        select * from openings
+        except
+        select * from stored_openings
+    ) as added
+    union
+    select account_id, exchange_position_key from (
+        select * from stored_openings
+        except
+        select * from openings
+    ) as removed
+),
+
+changed as (
+    select account_id, exchange_position_key from first_new
+    union
+    select account_id, exchange_position_key from opening_changed
+),
+
+stored as (
+    select
+        c.account_id,
+        c.exchange_position_key,
+        (
+            select max(s.episode_no) from {{ this }} as s
+            where s.account_id = c.account_id and s.exchange_position_key = c.exchange_position_key
+        ) as last_episode_no,
+        (
+            select min(s.episode_no) from {{ this }} as s
+            where s.account_id = f.account_id
+                and s.exchange_position_key = f.exchange_position_key
+                and (s.trade_time_ms > f.trade_time_ms or (s.trade_time_ms = f.trade_time_ms and s.trade_id >= f.trade_id))
+        ) as first_episode_after_new,
+        case when o.account_id is null then 0 else 1 end as opening_changed
+    from changed as c
+    left join first_new as f
+        on c.account_id = f.account_id and c.exchange_position_key = f.exchange_position_key
+    left join opening_changed as o
+        on c.account_id = o.account_id and c.exchange_position_key = o.exchange_position_key
+),
+
+with_last_leg as (
+    select
+        st.*,
+        (
+            select max(s.leg_seq) from {{ this }} as s
+            where s.account_id = st.account_id
+                and s.exchange_position_key = st.exchange_position_key
+                and s.episode_no = st.last_episode_no
+        ) as last_leg_seq
+    from stored as st
+),
+
+first_rebuilt as (
+    select
+        w.account_id,
+        w.exchange_position_key,
+        w.opening_changed,
+        w.last_episode_no,
+        coalesce(
+            w.first_episode_after_new,
+            case when l.leg_qty_after = 0 then w.last_episode_no + 1 else w.last_episode_no end
+        ) as from_episode_no
+    from with_last_leg as w
+    left join {{ this }} as l
+        on w.account_id = l.account_id
+        and w.exchange_position_key = l.exchange_position_key
+        and w.last_episode_no = l.episode_no
+        and w.last_leg_seq = l.leg_seq
+),
+
+with_boundary as (
+    select
+        r.*,
+        (
+            select max(s.leg_seq) from {{ this }} as s
+            where s.account_id = r.account_id
+                and s.exchange_position_key = r.exchange_position_key
+                and s.episode_no = r.from_episode_no - 1
+        ) as boundary_leg_seq
+    from first_rebuilt as r
+),
+
+final as (
+    select
+        w.account_id,
+        w.exchange_position_key,
+        case
+            when w.opening_changed = 1 or w.last_episode_no is null or w.from_episode_no <= 1 or b.leg_id is null
+                then 1
+            else 0
+        end as is_full,
+        case
+            when w.opening_changed = 1 or w.last_episode_no is null or w.from_episode_no <= 1 or b.leg_id is null
+                then 1
+            else w.from_episode_no
+        end as from_episode_no,
+        b.trade_time_ms as boundary_time_ms,
+        b.trade_id as boundary_trade_id,
+        b.leg_qty_before as boundary_qty_before
+    from with_boundary as w
+    left join {{ this }} as b
+        on w.account_id = b.account_id
+        and w.exchange_position_key = b.exchange_position_key
+        and b.episode_no = w.from_episode_no - 1
+        and b.leg_seq = w.boundary_leg_seq
+        and b.leg_no = 1
+        and b.is_opening = 0
+)
+
+select * from final
+{%- endmacro %}
+
+{#- Deletes, per planned key, its rows from episode `from_episode_no` on (0: all of them). -#}
+{% macro delete_planned_suffix() -%}
+    {%- if is_incremental() -%}
+    {{ return(adapter.dispatch('delete_planned_suffix', 'stratpos')(plan_relation())) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- no table aliases: MariaDB resolves a multi-table DELETE's aliases in the default database -#}
+{% macro default__delete_planned_suffix(plan) -%}
+    delete {{ this }} from {{ this }}
+    inner join {{ plan }}
+        on {{ this }}.account_id = {{ plan }}.account_id
+        and {{ this }}.exchange_position_key = {{ plan }}.exchange_position_key
+        and {{ this }}.episode_no >= {{ plan }}.from_episode_no
+{%- endmacro %}
+
+{% macro duckdb__delete_planned_suffix(plan) -%}
+    delete from {{ this }}
+    using {{ plan }} as p
+    where {{ this }}.account_id = p.account_id
+        and {{ this }}.exchange_position_key = p.exchange_position_key
+        and {{ this }}.episode_no >= p.from_episode_no
+{%- endmacro %}
+
+{#-
+  The plan of a model kept per key suffix downstream of int_exchange_legs (or of another such
+  model), after `drop table if exists {{ plan_relation() }}`: per key, the first episode among the
+  source rows stamped after this model's newest row (the source rebuilt every episode of the key
+  from there on), and every key this model holds that the source no longer has (from episode 0:
+  all its rows go). The source's stamps are compared with this model's own newest, so a run that
+  failed between the two models is caught up by the next one.
+-#}
+{% macro consumer_rebuild_plan(source_relation) -%}
+    {%- if is_incremental() -%}
+    {{ stratpos_statement_settings() }} create table {{ plan_relation() }} as
+    select account_id, exchange_position_key, min(episode_no) as from_episode_no
+    from {{ source_relation }}
+    where built_ms > (select coalesce(max(built_ms), -1) from {{ this }})
+    group by account_id, exchange_position_key
+    union all
+    select h.account_id, h.exchange_position_key, 0 as from_episode_no
+    from (select distinct account_id, exchange_position_key from {{ this }}) as h
+    where not exists (
+        select 1 from {{ source_relation }} as s
+        where s.account_id = h.account_id and s.exchange_position_key = h.exchange_position_key
+    )
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The run's build time (ms), stamped on the rows a model writes: an incremental consumer rebuilds
+    what is newer than the rows it holds (see int_exchange_leg_averages). -#}
+{% macro build_stamp_ms() -%}
+    {{ to_int((run_started_at.timestamp() * 1000) | int) }}
+{%- endmacro %}
