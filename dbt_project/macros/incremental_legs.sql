@@ -16,7 +16,8 @@
   stored opening leg: a newer snapshot, a fill before the first one), when D would be its first
   episode, or when nothing of it is stored yet.
 
-  `legs_rebuild_plan()` (pre-hook) writes one row per key to rebuild into `<model>__plan`;
+  `legs_changes()` (pre-hook) writes the changed keys into `<model>__changes`, `legs_rebuild_plan()`
+  (pre-hook) one row per key to rebuild into `<model>__plan`;
   `delete_planned_suffix()` (pre-hook) deletes what the plan rebuilds; the model's select reads the
   plan. New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited
   in place in raw counts from the earlier of its old and new time), so a run that failed after
@@ -29,7 +30,23 @@
     {{ return(this.incorporate(path={"identifier": this.identifier ~ '__plan'})) }}
 {%- endmacro %}
 
-{#- after `drop table if exists {{ plan_relation() }}` -#}
+{#- The new or edited fills (`<model>__changes`): a table of its own, so that the plan's lookups
+    run over these few rows (MariaDB flattened them into the join over every fill and ran them per
+    row of it) and the join over every fill runs once. -#}
+{% macro changes_relation() -%}
+    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__changes'})) }}
+{%- endmacro %}
+
+{#- pre-hooks, after `drop table if exists` of both: the changes, then the plan -#}
+{% macro legs_changes() -%}
+    {%- if is_incremental() -%}
+    {{ stratpos_statement_settings() }} create table {{ changes_relation() }} as
+    {{ legs_changes_sql() }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro legs_rebuild_plan() -%}
     {%- if is_incremental() -%}
     {{ stratpos_statement_settings() }} create table {{ plan_relation() }} as
@@ -39,53 +56,51 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Correlated scalar subqueries, not joins with GROUP BY: on MariaDB each is an index lookup on the
-    (key, episode, leg_seq) or (key, time) index, so the plan costs the changed keys' recent legs,
-    not their history. -#}
-{% macro legs_rebuild_plan_sql() -%}
+{% macro legs_changes_sql() -%}
 -- every fill whose leg 1 the table does not hold as it is now: a new fill, or one changed in place
 -- (by hand: ingestion quarantines a changed payload); a changed fill also touches where it stood
-with diff as (
-    select
-        t.account_id,
-        t.exchange_position_key,
-        s.exchange_position_key as stored_key,
-        case when s.trade_time_ms < t.trade_time_ms then s.trade_time_ms else t.trade_time_ms end as trade_time_ms,
-        t.trade_id
-    from {{ ref('stg_binance__trades') }} as t
-    left join {{ this }} as s
-        on s.account_id = t.account_id and s.symbol = t.symbol and s.trade_id = t.trade_id and s.leg_no = 1
-    where s.leg_id is null
-        or s.exchange_position_key <> t.exchange_position_key
-        or s.trade_time_ms <> t.trade_time_ms
-        or s.order_id <> t.order_id
-        or s.side <> t.side
-        or s.price <> t.price
-        or s.fill_quantity <> t.quantity
-        or s.fill_realized_pnl <> t.realized_pnl
-        or s.fill_commission <> t.commission
-        or coalesce(s.commission_asset, '') <> coalesce(t.commission_asset, '')
-),
+select
+    t.account_id,
+    t.exchange_position_key,
+    s.exchange_position_key as stored_key,
+    case when s.trade_time_ms < t.trade_time_ms then s.trade_time_ms else t.trade_time_ms end as trade_time_ms,
+    t.trade_id
+from {{ ref('stg_binance__trades') }} as t
+left join {{ this }} as s
+    on s.account_id = t.account_id and s.symbol = t.symbol and s.trade_id = t.trade_id and s.leg_no = 1
+where s.leg_id is null
+    or s.exchange_position_key <> t.exchange_position_key
+    or s.trade_time_ms <> t.trade_time_ms
+    or s.order_id <> t.order_id
+    or s.side <> t.side
+    or s.price <> t.price
+    or s.fill_quantity <> t.quantity
+    or s.fill_realized_pnl <> t.realized_pnl
+    or s.fill_commission <> t.commission
+    or coalesce(s.commission_asset, '') <> coalesce(t.commission_asset, '')
+{%- endmacro %}
 
-new_trades as (
-    select
-        d.account_id,
-        case when n.side_no = 1 then d.exchange_position_key else d.stored_key end as exchange_position_key,
-        d.trade_time_ms,
-        d.trade_id,
-        row_number() over (
-            partition by d.account_id, case when n.side_no = 1 then d.exchange_position_key else d.stored_key end
-            order by d.trade_time_ms, d.trade_id
-        ) as rn
-    from diff as d
-    cross join (select 1 as side_no union all select 2 as side_no) as n
-    where n.side_no = 1 or d.stored_key <> d.exchange_position_key
-),
-
-first_new as (
+{#- Per changed key, lookups that each read a few index entries on MariaDB (LIMIT 1 along the
+    (key, time, trade id, leg) or (key, episode, leg_seq) index): the plan costs the changed keys'
+    recent legs, not their history. The stored leg just before the earliest change says where
+    the rebuild starts: its episode D if that goes on past it, else D + 1. -#}
+{% macro legs_rebuild_plan_sql() -%}
+with touched as (
     select account_id, exchange_position_key, trade_time_ms, trade_id
-    from new_trades
-    where rn = 1
+    from {{ changes_relation() }}
+    union all
+    select account_id, stored_key, trade_time_ms, trade_id
+    from {{ changes_relation() }}
+    where stored_key <> exchange_position_key
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by account_id, exchange_position_key order by trade_time_ms, trade_id
+        ) as rn
+    from touched
 ),
 
 openings as (
@@ -123,72 +138,71 @@ opening_changed as (
     ) as removed
 ),
 
-changed as (
-    select account_id, exchange_position_key from first_new
+changed_keys as (
+    select account_id, exchange_position_key from ranked where rn = 1
     union
     select account_id, exchange_position_key from opening_changed
 ),
 
-stored as (
+changed as (
     select
-        c.account_id,
-        c.exchange_position_key,
-        (
-            select max(s.episode_no) from {{ this }} as s
-            where s.account_id = c.account_id and s.exchange_position_key = c.exchange_position_key
-        ) as last_episode_no,
-        (
-            select min(s.episode_no) from {{ this }} as s
-            where s.account_id = f.account_id
-                and s.exchange_position_key = f.exchange_position_key
-                and (s.trade_time_ms > f.trade_time_ms or (s.trade_time_ms = f.trade_time_ms and s.trade_id >= f.trade_id))
-        ) as first_episode_after_new,
+        k.account_id,
+        k.exchange_position_key,
+        r.trade_time_ms as first_time_ms,
+        r.trade_id as first_trade_id,
         case when o.account_id is null then 0 else 1 end as opening_changed
-    from changed as c
-    left join first_new as f
-        on c.account_id = f.account_id and c.exchange_position_key = f.exchange_position_key
+    from changed_keys as k
+    left join ranked as r
+        on k.account_id = r.account_id and k.exchange_position_key = r.exchange_position_key and r.rn = 1
     left join opening_changed as o
-        on c.account_id = o.account_id and c.exchange_position_key = o.exchange_position_key
+        on k.account_id = o.account_id and k.exchange_position_key = o.exchange_position_key
 ),
 
-with_last_leg as (
+previous as (
     select
-        st.*,
+        c.*,
         (
-            select max(s.leg_seq) from {{ this }} as s
-            where s.account_id = st.account_id
-                and s.exchange_position_key = st.exchange_position_key
-                and s.episode_no = st.last_episode_no
-        ) as last_leg_seq
-    from stored as st
+            select s.episode_no from {{ this }} as s
+            where s.account_id = c.account_id
+                and s.exchange_position_key = c.exchange_position_key
+                and (s.trade_time_ms < c.first_time_ms or (s.trade_time_ms = c.first_time_ms and s.trade_id < c.first_trade_id))
+            order by s.trade_time_ms desc, s.trade_id desc, s.leg_no desc
+            limit 1
+        ) as previous_episode_no,
+        (
+            select s.leg_qty_after from {{ this }} as s
+            where s.account_id = c.account_id
+                and s.exchange_position_key = c.exchange_position_key
+                and (s.trade_time_ms < c.first_time_ms or (s.trade_time_ms = c.first_time_ms and s.trade_id < c.first_trade_id))
+            order by s.trade_time_ms desc, s.trade_id desc, s.leg_no desc
+            limit 1
+        ) as previous_qty_after
+    from changed as c
 ),
 
 first_rebuilt as (
     select
-        w.account_id,
-        w.exchange_position_key,
-        w.opening_changed,
-        w.last_episode_no,
-        coalesce(
-            w.first_episode_after_new,
-            case when l.leg_qty_after = 0 then w.last_episode_no + 1 else w.last_episode_no end
-        ) as from_episode_no
-    from with_last_leg as w
-    left join {{ this }} as l
-        on w.account_id = l.account_id
-        and w.exchange_position_key = l.exchange_position_key
-        and w.last_episode_no = l.episode_no
-        and w.last_leg_seq = l.leg_seq
+        account_id,
+        exchange_position_key,
+        opening_changed,
+        case
+            when previous_episode_no is null then 1
+            when previous_qty_after = 0 then previous_episode_no + 1
+            else previous_episode_no
+        end as from_episode_no
+    from previous
 ),
 
 with_boundary as (
     select
         r.*,
         (
-            select max(s.leg_seq) from {{ this }} as s
+            select s.leg_seq from {{ this }} as s
             where s.account_id = r.account_id
                 and s.exchange_position_key = r.exchange_position_key
                 and s.episode_no = r.from_episode_no - 1
+            order by s.leg_seq desc
+            limit 1
         ) as boundary_leg_seq
     from first_rebuilt as r
 ),
@@ -197,16 +211,9 @@ final as (
     select
         w.account_id,
         w.exchange_position_key,
-        case
-            when w.opening_changed = 1 or w.last_episode_no is null or w.from_episode_no <= 1 or b.leg_id is null
-                then 1
-            else 0
-        end as is_full,
-        case
-            when w.opening_changed = 1 or w.last_episode_no is null or w.from_episode_no <= 1 or b.leg_id is null
-                then 1
-            else w.from_episode_no
-        end as from_episode_no,
+        case when w.opening_changed = 1 or w.from_episode_no <= 1 or b.leg_id is null then 1 else 0 end as is_full,
+        case when w.opening_changed = 1 or w.from_episode_no <= 1 or b.leg_id is null then 1 else w.from_episode_no end
+            as from_episode_no,
         b.trade_time_ms as boundary_time_ms,
         b.trade_id as boundary_trade_id,
         b.leg_qty_before as boundary_qty_before

@@ -18,13 +18,16 @@
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
     on_schema_change='fail',
     pre_hook=[
+        "drop table if exists {{ changes_relation() }}",
         "drop table if exists {{ plan_relation() }}",
+        "{{ legs_changes() }}",
         "{{ legs_rebuild_plan() }}",
         "{{ delete_planned_suffix() }}",
     ],
     post_hook=[
         "{{ add_index(['account_id', 'exchange_position_key', 'episode_no', 'leg_seq']) }}",
-        "{{ add_index(['account_id', 'exchange_position_key', 'trade_time_ms', 'trade_id']) }}",
+        "{{ add_index(['account_id', 'exchange_position_key', 'trade_time_ms', 'trade_id', 'leg_no']) }}",
+        "{{ add_index(['is_opening']) }}",
         "{{ add_index(['account_id', 'symbol', 'trade_id', 'leg_no']) }}",
         "{{ add_index(['leg_id']) }}",
         "{{ add_index(['built_ms']) }}",
