@@ -61,7 +61,10 @@
 -- (by hand: ingestion quarantines a changed payload); a changed fill also touches where it stood
 select
     t.account_id,
+    t.symbol,
+    t.position_side,
     t.exchange_position_key,
+    s.position_side as stored_position_side,
     s.exchange_position_key as stored_key,
     case when s.trade_time_ms < t.trade_time_ms then s.trade_time_ms else t.trade_time_ms end as trade_time_ms,
     t.trade_id
@@ -86,10 +89,10 @@ where s.leg_id is null
     the rebuild starts: its episode D if that goes on past it, else D + 1. -#}
 {% macro legs_rebuild_plan_sql() -%}
 with touched as (
-    select account_id, exchange_position_key, trade_time_ms, trade_id
+    select account_id, symbol, position_side, exchange_position_key, trade_time_ms, trade_id
     from {{ changes_relation() }}
     union all
-    select account_id, stored_key, trade_time_ms, trade_id
+    select account_id, symbol, stored_position_side, stored_key, trade_time_ms, trade_id
     from {{ changes_relation() }}
     where stored_key <> exchange_position_key
 ),
@@ -106,6 +109,8 @@ ranked as (
 openings as (
     select
         account_id,
+        symbol,
+        position_side,
         exchange_position_key,
         {{ dec18('opening_quantity') }} as quantity,
         {{ dec18('opening_price') }} as price,
@@ -116,6 +121,8 @@ openings as (
 stored_openings as (
     select
         account_id,
+        symbol,
+        position_side,
         exchange_position_key,
         {{ dec18('leg_qty_after') }} as quantity,
         {{ dec18('price') }} as price,
@@ -125,13 +132,13 @@ stored_openings as (
 ),
 
 opening_changed as (
-    select account_id, exchange_position_key from (
+    select account_id, symbol, position_side, exchange_position_key from (
         select * from openings
         except
         select * from stored_openings
     ) as added
     union
-    select account_id, exchange_position_key from (
+    select account_id, symbol, position_side, exchange_position_key from (
         select * from stored_openings
         except
         select * from openings
@@ -139,14 +146,16 @@ opening_changed as (
 ),
 
 changed_keys as (
-    select account_id, exchange_position_key from ranked where rn = 1
+    select account_id, symbol, position_side, exchange_position_key from ranked where rn = 1
     union
-    select account_id, exchange_position_key from opening_changed
+    select account_id, symbol, position_side, exchange_position_key from opening_changed
 ),
 
 changed as (
     select
         k.account_id,
+        k.symbol,
+        k.position_side,
         k.exchange_position_key,
         r.trade_time_ms as first_time_ms,
         r.trade_id as first_trade_id,
@@ -183,6 +192,8 @@ previous as (
 first_rebuilt as (
     select
         account_id,
+        symbol,
+        position_side,
         exchange_position_key,
         opening_changed,
         case
@@ -210,6 +221,8 @@ with_boundary as (
 final as (
     select
         w.account_id,
+        w.symbol,
+        w.position_side,
         w.exchange_position_key,
         case when w.opening_changed = 1 or w.from_episode_no <= 1 or b.leg_id is null then 1 else 0 end as is_full,
         case when w.opening_changed = 1 or w.from_episode_no <= 1 or b.leg_id is null then 1 else w.from_episode_no end
@@ -228,6 +241,30 @@ final as (
 )
 
 select * from final
+{%- endmacro %}
+
+{#- The fills a partial rebuild reads (`<model>__fills`, before the delete): the stored legs'
+    fills from the boundary fill's time on, and the new or edited ones. The model reads them from
+    the fills by primary key, not the key's whole history. -#}
+{% macro fills_relation() -%}
+    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__fills'})) }}
+{%- endmacro %}
+
+{% macro legs_rebuild_fills() -%}
+    {%- if is_incremental() -%}
+    {{ stratpos_statement_settings() }} create table {{ fills_relation() }} as
+    select l.account_id, l.symbol, l.trade_id
+    from {{ plan_relation() }} as p
+    {{ straight_join() }} {{ this }} as l
+        on l.account_id = p.account_id
+        and l.exchange_position_key = p.exchange_position_key
+        and l.trade_time_ms >= p.boundary_time_ms
+    where p.is_full = 0 and l.leg_no = 1
+    union
+    select account_id, symbol, trade_id from {{ changes_relation() }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Deletes, per planned key, its rows from episode `from_episode_no` on (0: all of them). -#}

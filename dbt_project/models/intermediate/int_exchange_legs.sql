@@ -20,8 +20,10 @@
     pre_hook=[
         "drop table if exists {{ changes_relation() }}",
         "drop table if exists {{ plan_relation() }}",
+        "drop table if exists {{ fills_relation() }}",
         "{{ legs_changes() }}",
         "{{ legs_rebuild_plan() }}",
+        "{{ legs_rebuild_fills() }}",
         "{{ delete_planned_suffix() }}",
     ],
     post_hook=[
@@ -39,23 +41,37 @@ with plan as (
     select * from {{ plan_relation() }}
 ),
 
--- the planned keys' fills: all of them for a key rebuilt whole, else from the boundary fill on
+-- the planned keys' fills: all of them for a key rebuilt whole (by the fills' primary key prefix),
+-- else the ones listed in the fills table from the boundary fill on (by primary key)
 trades as (
     select
         t.*,
         p.is_full,
         p.from_episode_no - 1 as episode_offset,
-        case when p.is_full = 1 then null else p.boundary_qty_before end as start_quantity,
-        case
-            when p.is_full = 0 and t.trade_time_ms = p.boundary_time_ms and t.trade_id = p.boundary_trade_id then 1
-            else 0
-        end as is_boundary
-    from {{ ref('stg_binance__trades') }} as t
+        p.boundary_qty_before as start_quantity,
+        case when t.trade_time_ms = p.boundary_time_ms and t.trade_id = p.boundary_trade_id then 1 else 0 end
+            as is_boundary
+    from {{ fills_relation() }} as f
+    inner join {{ ref('stg_binance__trades') }} as t
+        on t.account_id = f.account_id and t.symbol = f.symbol and t.trade_id = f.trade_id
     inner join plan as p
         on t.account_id = p.account_id and t.exchange_position_key = p.exchange_position_key
+    where p.is_full = 0
+        and (
+            t.trade_time_ms > p.boundary_time_ms
+            or (t.trade_time_ms = p.boundary_time_ms and t.trade_id >= p.boundary_trade_id)
+        )
+    union all
+    select
+        t.*,
+        p.is_full,
+        0 as episode_offset,
+        {{ dec18('null') }} as start_quantity,
+        0 as is_boundary
+    from plan as p
+    inner join {{ ref('stg_binance__trades') }} as t
+        on t.account_id = p.account_id and t.symbol = p.symbol and t.position_side = p.position_side
     where p.is_full = 1
-        or t.trade_time_ms > p.boundary_time_ms
-        or (t.trade_time_ms = p.boundary_time_ms and t.trade_id >= p.boundary_trade_id)
 ),
 
 openings as (
