@@ -16,10 +16,15 @@
   stored opening leg: a newer snapshot, a fill before the first one), when D would be its first
   episode, or when nothing of it is stored yet.
 
-  `legs_changes()` (pre-hook) writes the changed keys into `<model>__changes`, `legs_rebuild_plan()`
-  (pre-hook) one row per key to rebuild into `<model>__plan`;
-  `delete_planned_suffix()` (pre-hook) deletes what the plan rebuilds; the model's select reads the
-  plan. New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited
+  The pre-hooks, in order: `legs_changes()` writes the new or edited fills into `<model>__changes`;
+  `legs_rebuild_plan()` one row per key to rebuild into `<model>__plan` (D as `from_episode_no`,
+  and B); `legs_rebuild_fills()` the fills a partial rebuild re-reads into `<model>__fills`;
+  `delete_planned_suffix()` deletes what the plan rebuilds. The model's select reads the plan and
+  the fills.
+
+  Where the rebuild starts is found from the stored leg just before the earliest change (D is its
+  episode if that goes on past it, else the next): the first stored episode with a leg after the
+  change is the same D, since every episode before D ends before the change. New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited
   in place in raw counts from the earlier of its old and new time), so a run that failed after
   ingestion loses nothing: its fills are still new to the next run. A fill deleted from raw is
   not seen (the raw layer only grows; after deleting by hand, run a full refresh).
