@@ -44,8 +44,12 @@ trades as (
 until_snapshot as (
     select r.account_id, r.exchange_position_key, sum(t.signed_quantity) as net_quantity
     from refs as r
+    -- on the symbol and side too (the key is their concat()): the fills' primary key prefix
+    -- (account, symbol) then reads one symbol's fills per key, not the account's
     inner join trades as t
         on r.account_id = t.account_id
+        and r.symbol = t.symbol
+        and r.position_side = t.position_side
         and r.exchange_position_key = t.exchange_position_key
         and t.trade_time_ms <= r.snapshot_time_ms
     group by r.account_id, r.exchange_position_key
@@ -86,7 +90,10 @@ key_fills as (
         ) as fill_no
     from openings as o
     inner join trades as t
-        on o.account_id = t.account_id and o.exchange_position_key = t.exchange_position_key
+        on o.account_id = t.account_id
+        and o.symbol = t.symbol
+        and o.position_side = t.position_side
+        and o.exchange_position_key = t.exchange_position_key
 ),
 
 first_reducing as (
