@@ -16,46 +16,37 @@
   stored opening leg: a newer snapshot, a fill before the first one), when D would be its first
   episode, or when nothing of it is stored yet.
 
-  The pre-hooks, in order: `legs_changes()` writes the new or edited fills into `<model>__changes`;
-  `legs_rebuild_plan()` one row per key to rebuild into `<model>__plan` (D as `from_episode_no`,
-  and B); `legs_rebuild_fills()` the fills a partial rebuild re-reads into `<model>__fills`;
-  `delete_planned_suffix()` deletes what the plan rebuilds. The model's select reads the plan and
-  the fills.
+  The pre-hooks, in order, each writing a side table (`side_table()`, beside the model, kept for
+  inspection until the next run): `legs_changes_sql()` the new or edited fills into
+  `<model>__changes`; `legs_rebuild_plan_sql()` one row per key to rebuild into `<model>__plan`
+  (D as `from_episode_no`, and B); `legs_rebuild_fills_sql()` the fills a partial rebuild re-reads
+  into `<model>__fills`; then `delete_planned_suffix()` deletes what the plan rebuilds. The model's
+  select reads the plan and the fills.
 
   Where the rebuild starts is found from the stored leg just before the earliest change (D is its
   episode if that goes on past it, else the next): the first stored episode with a leg after the
-  change is the same D, since every episode before D ends before the change. New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited
-  in place in raw counts from the earlier of its old and new time), so a run that failed after
+  change is the same D, since every episode before D ends before the change.
+
+  New fills are the ones whose leg 1 the table does not hold as they are now (a fill edited in
+  place in raw counts from the earlier of its old and new time), so a run that failed after
   ingestion loses nothing: its fills are still new to the next run. A fill deleted from raw is
   not seen (the raw layer only grows; after deleting by hand, run a full refresh).
 -#}
 
-{#- The model's rebuild plan, a table beside it: what the last run rebuilt, per key. -#}
-{% macro plan_relation() -%}
-    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__plan'})) }}
+{#- A side table of the model (`<model>__<name>`): `plan` (what the last run rebuilt, per key),
+    `changes`, `fills`. The changes are a table of their own so that the plan's lookups run over
+    these few rows (MariaDB flattened them into the join over every fill and ran them per row of
+    it) and the join over every fill runs once. -#}
+{% macro side_table(name) -%}
+    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__' ~ name})) }}
 {%- endmacro %}
 
-{#- The new or edited fills (`<model>__changes`): a table of its own, so that the plan's lookups
-    run over these few rows (MariaDB flattened them into the join over every fill and ran them per
-    row of it) and the join over every fill runs once. -#}
-{% macro changes_relation() -%}
-    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__changes'})) }}
-{%- endmacro %}
-
-{#- pre-hooks, after `drop table if exists` of both: the changes, then the plan -#}
-{% macro legs_changes() -%}
+{#- A pre-hook, after `drop table if exists {{ side_table(name) }}`: the side table from `sql` on an
+    incremental run, nothing on a full refresh. -#}
+{% macro create_side_table(name, sql) -%}
     {%- if is_incremental() -%}
-    {{ stratpos_statement_settings() }} create table {{ changes_relation() }} as
-    {{ legs_changes_sql() }}
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{% macro legs_rebuild_plan() -%}
-    {%- if is_incremental() -%}
-    {{ stratpos_statement_settings() }} create table {{ plan_relation() }} as
-    {{ legs_rebuild_plan_sql() }}
+    {{ stratpos_statement_settings() }} create table {{ side_table(name) }} as
+    {{ sql }}
     {%- else -%}
     select 1
     {%- endif -%}
@@ -95,10 +86,10 @@ where s.leg_id is null
 {% macro legs_rebuild_plan_sql() -%}
 with touched as (
     select account_id, symbol, position_side, exchange_position_key, trade_time_ms, trade_id
-    from {{ changes_relation() }}
+    from {{ side_table('changes') }}
     union all
     select account_id, symbol, stored_position_side, stored_key, trade_time_ms, trade_id
-    from {{ changes_relation() }}
+    from {{ side_table('changes') }}
     where stored_key <> exchange_position_key
 ),
 
@@ -173,40 +164,34 @@ changed as (
 ),
 
 previous as (
+    -- the stored leg just before the earliest change
     select
         c.*,
         (
-            select s.episode_no from {{ this }} as s
+            select s.leg_id from {{ this }} as s
             where s.account_id = c.account_id
                 and s.exchange_position_key = c.exchange_position_key
                 and (s.trade_time_ms < c.first_time_ms or (s.trade_time_ms = c.first_time_ms and s.trade_id < c.first_trade_id))
             order by s.trade_time_ms desc, s.trade_id desc, s.leg_no desc
             limit 1
-        ) as previous_episode_no,
-        (
-            select s.leg_qty_after from {{ this }} as s
-            where s.account_id = c.account_id
-                and s.exchange_position_key = c.exchange_position_key
-                and (s.trade_time_ms < c.first_time_ms or (s.trade_time_ms = c.first_time_ms and s.trade_id < c.first_trade_id))
-            order by s.trade_time_ms desc, s.trade_id desc, s.leg_no desc
-            limit 1
-        ) as previous_qty_after
+        ) as previous_leg_id
     from changed as c
 ),
 
 first_rebuilt as (
     select
-        account_id,
-        symbol,
-        position_side,
-        exchange_position_key,
-        opening_changed,
+        c.account_id,
+        c.symbol,
+        c.position_side,
+        c.exchange_position_key,
+        c.opening_changed,
         case
-            when previous_episode_no is null then 1
-            when previous_qty_after = 0 then previous_episode_no + 1
-            else previous_episode_no
+            when l.leg_id is null then 1
+            when l.leg_qty_after = 0 then l.episode_no + 1
+            else l.episode_no
         end as from_episode_no
-    from previous
+    from previous as c
+    left join {{ this }} as l on c.previous_leg_id = l.leg_id
 ),
 
 with_boundary as (
@@ -251,31 +236,22 @@ select * from final
 {#- The fills a partial rebuild reads (`<model>__fills`, before the delete): the stored legs'
     fills from the boundary fill's time on, and the new or edited ones. The model reads them from
     the fills by primary key, not the key's whole history. -#}
-{% macro fills_relation() -%}
-    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__fills'})) }}
-{%- endmacro %}
-
-{% macro legs_rebuild_fills() -%}
-    {%- if is_incremental() -%}
-    {{ stratpos_statement_settings() }} create table {{ fills_relation() }} as
-    select l.account_id, l.symbol, l.trade_id
-    from {{ plan_relation() }} as p
-    {{ straight_join() }} {{ this }} as l
-        on l.account_id = p.account_id
-        and l.exchange_position_key = p.exchange_position_key
-        and l.trade_time_ms >= p.boundary_time_ms
-    where p.is_full = 0 and l.leg_no = 1
-    union
-    select account_id, symbol, trade_id from {{ changes_relation() }}
-    {%- else -%}
-    select 1
-    {%- endif -%}
+{% macro legs_rebuild_fills_sql() -%}
+select l.account_id, l.symbol, l.trade_id
+from {{ side_table('plan') }} as p
+{{ straight_join() }} {{ this }} as l
+    on l.account_id = p.account_id
+    and l.exchange_position_key = p.exchange_position_key
+    and l.trade_time_ms >= p.boundary_time_ms
+where p.is_full = 0 and l.leg_no = 1
+union
+select account_id, symbol, trade_id from {{ side_table('changes') }}
 {%- endmacro %}
 
 {#- Deletes, per planned key, its rows from episode `from_episode_no` on (0: all of them). -#}
 {% macro delete_planned_suffix() -%}
     {%- if is_incremental() -%}
-    {{ return(adapter.dispatch('delete_planned_suffix', 'stratpos')(plan_relation())) }}
+    {{ return(adapter.dispatch('delete_planned_suffix', 'stratpos')(side_table('plan'))) }}
     {%- else -%}
     select 1
     {%- endif -%}
@@ -300,29 +276,24 @@ select * from final
 
 {#-
   The plan of a model kept per key suffix downstream of int_exchange_legs (or of another such
-  model), after `drop table if exists {{ plan_relation() }}`: per key, the first episode among the
-  source rows stamped after this model's newest row (the source rebuilt every episode of the key
-  from there on), and every key this model holds that the source no longer has (from episode 0:
-  all its rows go). The source's stamps are compared with this model's own newest, so a run that
-  failed between the two models is caught up by the next one.
+  model), for `create_side_table('plan', …)`: per key, the first episode among the source rows
+  stamped after this model's newest row (the source rebuilt every episode of the key from there
+  on), and every key this model holds that the source no longer has (from episode 0: all its rows
+  go). The source's stamps are compared with this model's own newest, so a run that failed
+  between the two models is caught up by the next one.
 -#}
-{% macro consumer_rebuild_plan(source_relation) -%}
-    {%- if is_incremental() -%}
-    {{ stratpos_statement_settings() }} create table {{ plan_relation() }} as
-    select account_id, exchange_position_key, min(episode_no) as from_episode_no
-    from {{ source_relation }}
-    where built_ms > (select coalesce(max(built_ms), -1) from {{ this }})
-    group by account_id, exchange_position_key
-    union all
-    select h.account_id, h.exchange_position_key, 0 as from_episode_no
-    from (select distinct account_id, exchange_position_key from {{ this }}) as h
-    where not exists (
-        select 1 from {{ source_relation }} as s
-        where s.account_id = h.account_id and s.exchange_position_key = h.exchange_position_key
-    )
-    {%- else -%}
-    select 1
-    {%- endif -%}
+{% macro consumer_rebuild_plan_sql(source_relation) -%}
+select account_id, exchange_position_key, min(episode_no) as from_episode_no
+from {{ source_relation }}
+where built_ms > (select coalesce(max(built_ms), -1) from {{ this }})
+group by account_id, exchange_position_key
+union all
+select h.account_id, h.exchange_position_key, 0 as from_episode_no
+from (select distinct account_id, exchange_position_key from {{ this }}) as h
+where not exists (
+    select 1 from {{ source_relation }} as s
+    where s.account_id = h.account_id and s.exchange_position_key = h.exchange_position_key
+)
 {%- endmacro %}
 
 {#- The run's build time (ms), stamped on the rows a model writes: an incremental consumer rebuilds

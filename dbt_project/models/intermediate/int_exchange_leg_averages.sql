@@ -5,7 +5,7 @@
 -- Incremental by key suffix, after int_exchange_legs: the legs that table wrote since this one's
 -- last run (built_ms newer than any here) start, per key, at the first episode it rebuilt; those
 -- episodes and every later one of the key are walked again (macros/incremental_legs.sql). A key
--- with no legs any more loses its rows (consumer_rebuild_plan).
+-- with no legs any more loses its rows (consumer_rebuild_plan_sql).
 {{ config(
     materialized='incremental',
     unique_key='leg_id',
@@ -13,8 +13,8 @@
     on_schema_change='fail',
     pre_hook=[
         "{{ recursion_limit() }}",
-        "drop table if exists {{ plan_relation() }}",
-        "{{ consumer_rebuild_plan(ref('int_exchange_legs')) }}",
+        "drop table if exists {{ side_table('plan') }}",
+        "{{ create_side_table('plan', consumer_rebuild_plan_sql(ref('int_exchange_legs'))) }}",
         "{{ delete_planned_suffix() }}",
     ],
     post_hook=[
@@ -28,7 +28,7 @@
 with recursive legs as (
     select src.* from {{ ref('int_exchange_legs') }} as src
     {%- if is_incremental() %}
-    inner join {{ plan_relation() }} as p
+    inner join {{ side_table('plan') }} as p
         on src.account_id = p.account_id
         and src.exchange_position_key = p.exchange_position_key
         and src.episode_no >= p.from_episode_no

@@ -18,12 +18,12 @@
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
     on_schema_change='fail',
     pre_hook=[
-        "drop table if exists {{ changes_relation() }}",
-        "drop table if exists {{ plan_relation() }}",
-        "drop table if exists {{ fills_relation() }}",
-        "{{ legs_changes() }}",
-        "{{ legs_rebuild_plan() }}",
-        "{{ legs_rebuild_fills() }}",
+        "drop table if exists {{ side_table('changes') }}",
+        "drop table if exists {{ side_table('plan') }}",
+        "drop table if exists {{ side_table('fills') }}",
+        "{{ create_side_table('changes', legs_changes_sql()) }}",
+        "{{ create_side_table('plan', legs_rebuild_plan_sql()) }}",
+        "{{ create_side_table('fills', legs_rebuild_fills_sql()) }}",
         "{{ delete_planned_suffix() }}",
     ],
     post_hook=[
@@ -38,7 +38,7 @@
 
 {%- if is_incremental() %}
 with plan as (
-    select * from {{ plan_relation() }}
+    select * from {{ side_table('plan') }}
 ),
 
 -- the planned keys' fills: all of them for a key rebuilt whole (by the fills' primary key prefix),
@@ -51,7 +51,7 @@ trades as (
         p.boundary_qty_before as start_quantity,
         case when t.trade_time_ms = p.boundary_time_ms and t.trade_id = p.boundary_trade_id then 1 else 0 end
             as is_boundary
-    from {{ fills_relation() }} as f
+    from {{ side_table('fills') }} as f
     inner join {{ ref('stg_binance__trades') }} as t
         on t.account_id = f.account_id and t.symbol = f.symbol and t.trade_id = f.trade_id
     inner join plan as p
