@@ -30,7 +30,9 @@ from tests.reconciliation.helpers import query
 DAY_MS = 86_400_000
 # the incremental models and the marts built on them (layer, table)
 COMPARED = (
+    ("intermediate", "int_order_links_resolved"),
     ("intermediate", "int_exchange_legs"),
+    ("intermediate", "int_legs_linked"),
     ("intermediate", "int_exchange_leg_averages"),
     ("marts", "fct_fill_allocations"),
     ("marts", "strategy_positions"),
@@ -104,7 +106,8 @@ def hash_id(text: str) -> int:
     return sum(text.encode())
 
 
-LEG_MODELS = COMPARED[:2]  # int_exchange_legs and the average walk: kept per key suffix
+# int_exchange_legs and the average walk: kept per key suffix
+LEG_MODELS = (("intermediate", "int_exchange_legs"), ("intermediate", "int_exchange_leg_averages"))
 
 
 @pytest.mark.parametrize(
@@ -173,3 +176,86 @@ def test_hourly_runs_rebuild_only_each_keys_last_episodes_and_equal_a_full_refre
 
     run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
     assert snapshot(warehouse_settings, LEG_MODELS) == incremental
+
+
+LINK_MODELS = (("intermediate", "int_order_links_resolved"), ("intermediate", "int_legs_linked"))
+
+
+def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_full_refresh(warehouse_settings, tmp_path):
+    """The order links are resolved again only for the orders the hour touched — new orders and
+    fills, and the stored orders that late signals and late explicit link records name — and after
+    hours of such runs hold the same rows as a full refresh. A run that failed after listing its
+    orders leaves them in `__pending`, and the next run resolves them."""
+    logging.getLogger("ingestion").setLevel(logging.WARNING)
+    full = tmp_path / "full"
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    # five strategies: three link by convention, one by explicit records by client id, one by order id
+    cfg = GenerateConfig(
+        out=full, days=1.5, strategies=5, symbols=("BTCUSDT", "ETHUSDT"), seed=7, mode="hedge", start=start
+    )
+    generate(cfg)
+    first_cut = int(start.timestamp() * 1000) + DAY_MS
+    select = ["--quiet", "-s", "+int_legs_linked"]
+
+    def late_signal(r):  # signals name their id `signal_id` or `id` (SPEC §3.1)
+        return hash_id(r.get("signal_id") or r["id"]) % 3 == 0
+
+    def late_link(r):
+        return hash_id(json.dumps(r, sort_keys=True)) % 2 == 0
+
+    def rebuilt(table, side):
+        return len(fetch_rows(warehouse_settings, "intermediate", f"{table}__{side}")), len(
+            fetch_rows(warehouse_settings, "intermediate", table)
+        )
+
+    # four 2-hour loads without the late signals and links, then those alone (no new fill), then the rest
+    resolved, relinked = [], []
+    for step in range(6):
+        until = first_cut + min(step, 3) * 2 * 3_600_000 if step < 5 else 2**62
+        cut = cut_replay(full, tmp_path / f"cut{step}", until)
+        if step < 4:
+            assert _filter_jsonl(cut / "signals.jsonl", lambda r: not late_signal(r)) > 5
+            assert _filter_jsonl(cut / "order_links.jsonl", lambda r: not late_link(r)) > 5
+        load_replay(cut, warehouse_settings)
+        run_dbt(warehouse_settings, "run", extra_args=select)
+        if step:
+            resolved.append(rebuilt("int_order_links_resolved", "rebuilt"))
+            relinked.append(rebuilt("int_legs_linked", "legs"))
+    # an hour resolves its own orders, not the account's; the late records reach back into the past:
+    # without a new fill, the legs of the orders they name are linked again, and only those
+    assert all(0 < n < total / 4 for n, total in resolved[:2]), resolved
+    assert resolved[3][0] > 0 and resolved[3][0] < resolved[3][1], resolved
+    assert 0 < relinked[3][0] < relinked[3][1], relinked
+    incremental = snapshot(warehouse_settings, LINK_MODELS)
+    rows = [dict(r) for r in incremental["int_order_links_resolved"]]
+    assert {r["link_rule"] for r in rows} >= {"explicit_order_id", "explicit_client_id", "convention"}
+
+    # a run that failed after its pre-hook: an order in `__pending` whose stored row went stale is
+    # resolved again by the next run, though nothing about it is new
+    [linked] = query(
+        warehouse_settings,
+        "select symbol, order_id from {intermediate}.int_order_links_resolved "
+        "where link_rule = 'convention' order by symbol, order_id limit 1",
+    )
+    where = f"where symbol = '{linked['symbol']}' and order_id = {linked['order_id']}"
+    query(
+        warehouse_settings,
+        f"update {{intermediate}}.int_order_links_resolved set link_role = 'unlinked', link_rule = 'none' {where}",
+    )
+    query(
+        warehouse_settings,
+        "create table {intermediate}.int_order_links_resolved__pending as "
+        f"select account_id, symbol, order_id from {{intermediate}}.int_order_links_resolved {where}",
+    )
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    assert snapshot(warehouse_settings, LINK_MODELS) == incremental
+
+    # the account switched position mode (Binance allows it when flat): every leg says so
+    query(warehouse_settings, "update {raw}.accounts set position_mode = 'one_way'")
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    assert rebuilt("int_legs_linked", "legs")[0] == rebuilt("int_legs_linked", "legs")[1]
+    incremental = snapshot(warehouse_settings, LINK_MODELS)
+    assert {dict(r)["position_mode"] for r in incremental["int_legs_linked"]} == {"one_way"}
+
+    run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
+    assert snapshot(warehouse_settings, LINK_MODELS) == incremental

@@ -1,5 +1,3 @@
-{{ config(post_hook="{{ add_index(['account_id', 'symbol', 'order_id']) }}") }}
-
 -- SPEC §3.3: every exchange order (from allOrders or only seen in fills) tied to
 -- (strategy_position_id, role), first match wins:
 --   1. explicit link by order id, by client order id, or by the client id of the algo
@@ -9,6 +7,29 @@
 -- two orders. So an algo order names the order it placed by (account, symbol, actualOrderId),
 -- and an explicit link by order id matches on (account, symbol, order id) — the symbol the record
 -- names, else its signal's (int_order_links_explicit keys every record by what it matches).
+--
+-- Incremental by order: each run resolves again only the orders whose ids, algo order, explicit
+-- links or named signals changed (macros/incremental_links.sql says why that is exact), listed in
+-- `__pending` by the pre-hook. Rows carry `built_ms`: int_legs_linked re-reads the newer ones.
+-- depends_on: {{ ref('int_exchange_legs') }}
+{{ config(
+    materialized='incremental',
+    unique_key=['account_id', 'symbol', 'order_id'],
+    incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ add_pending_links() }}",
+    post_hook=[
+        "{{ add_index(['account_id', 'symbol', 'order_id']) }}",
+        "{{ add_index(['account_id', 'client_order_id']) }}",
+        "{{ add_index(['account_id', 'client_algo_id']) }}",
+        "{{ add_index(['account_id', 'order_signal_id']) }}",
+        "{{ add_index(['account_id', 'algo_signal_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ add_index(['built_ms']) }}",
+        "{{ renew_links_seen() }}",
+    ],
+) }}
+
 with orders as (
     select * from {{ ref('stg_binance__orders') }}
 ),
@@ -25,18 +46,44 @@ links as (
     select * from {{ ref('int_order_links_explicit') }}
 ),
 
+{%- if is_incremental() %}
+
+order_ids as (
+    -- the pending orders (macros/incremental_links.sql) that are orders: in allOrders or the fills
+    select distinct p.account_id, p.symbol, p.order_id
+    from {{ side_table('pending') }} as p
+    where exists (
+        select 1 from orders as o
+        where o.account_id = p.account_id and o.symbol = p.symbol and o.order_id = p.order_id
+    )
+        or exists (
+            select 1 from trades as t
+            where t.account_id = p.account_id and t.symbol = p.symbol and t.order_id = p.order_id
+        )
+),
+
 algo_orders as (
     -- whatever its status (TRIGGERED, then FINISHED), an algo order names the same actualOrderId
-    select distinct account_id, symbol, actual_order_id, client_algo_id
-    from {{ ref('stg_binance__algo_orders') }}
-    where actual_order_id is not null
+    select distinct a.account_id, a.symbol, a.actual_order_id, a.client_algo_id
+    from {{ ref('stg_binance__algo_orders') }} as a
+    inner join order_ids as ids
+        on a.account_id = ids.account_id and a.symbol = ids.symbol and a.actual_order_id = ids.order_id
 ),
+{%- else %}
 
 order_ids as (
     select account_id, symbol, order_id from orders
     union
     select distinct account_id, symbol, order_id from trades
 ),
+
+algo_orders as (
+    -- whatever its status (TRIGGERED, then FINISHED), an algo order names the same actualOrderId
+    select distinct account_id, symbol, actual_order_id, client_algo_id
+    from {{ ref('stg_binance__algo_orders') }}
+    where actual_order_id is not null
+),
+{%- endif %}
 
 with_client_ids as (
     select
@@ -79,6 +126,8 @@ candidates as (
         p.order_id,
         p.client_order_id,
         p.client_algo_id,
+        p.order_signal_id,
+        p.algo_signal_id,
         by_order.signal_id as explicit_order_signal,
         by_order.role as explicit_order_role,
         by_client.signal_id as explicit_client_signal,
@@ -112,6 +161,8 @@ resolved as (
         order_id,
         client_order_id,
         client_algo_id,
+        order_signal_id,
+        algo_signal_id,
         case
             when explicit_order_signal is not null then 'explicit_order_id'
             when explicit_client_signal is not null then 'explicit_client_id'
@@ -151,7 +202,11 @@ final as (
             when link_rule = 'liquidation_id' then 'liquidation'
             when link_rule = 'none' then 'unlinked'
             else linked_role
-        end as link_role
+        end as link_role,
+        -- the signal ids the convention reads from the client ids: a signal arriving later finds them
+        order_signal_id,
+        algo_signal_id,
+        {{ build_stamp_ms() }} as built_ms
     from resolved
 )
 

@@ -1,0 +1,261 @@
+{#-
+  int_order_links_resolved, incremental by order (issue 14): the hour's run resolves again only the
+  orders whose SPEC §3.3 link can have changed, never every order of the account.
+
+  Why that is exact. An order's link follows from its own ids only: its client order id (from
+  allOrders), the client algo id of the algo order that placed it, the explicit link records that
+  match it (`order:{SYMBOL}:{id}` or `client:{id}`, int_order_links_explicit) and whether the
+  signals its ids name exist. Links are never made by time or by another order. So an order's row
+  can change only when one of these changed:
+    1. the order is new (in allOrders or in the fills) or its client order id changed;
+    2. the algo order naming it as actualOrderId is new or names another client algo id;
+    3. an explicit link record matching it was added, dropped or changed (a later record's claim
+       of the same order, a signal that brought the symbol a record without one matches on);
+    4. a signal its convention ids (`{signal_id}-{code}`) or its explicit link name appeared or
+       changed (the last does not change this row, but the leg's role follows the signal's action
+       downstream: the row is stamped anew, and consumers re-read it).
+  1 compares the orders with the stored rows (by key), 2 the algo orders likewise, 1's fills are
+  the legs int_exchange_legs rebuilt since this table's newest row; 3 and 4 compare the explicit
+  links and the signals with their copy taken after the last successful run (`__links_seen`,
+  `__signals_seen`) and find the stored orders they name through indexes.
+
+  Nothing is lost when a run fails. The orders to resolve are added to `__pending` and only
+  removed by the post-hook, after the copies were renewed: a run that fails keeps them for the
+  next one, whose copies are still the old ones. `__rebuilt` keeps what the last run resolved, for
+  inspection.
+-#}
+
+{#- The orders whose link can have changed since the last successful run (see the header). -#}
+{% macro links_changes_sql() -%}
+    {%- set signals_seen = side_table('signals_seen') -%}
+    {%- set links_seen = side_table('links_seen') -%}
+    {%- set have_copies = adapter.get_relation(signals_seen.database, signals_seen.schema, signals_seen.identifier) is not none
+        and adapter.get_relation(links_seen.database, links_seen.schema, links_seen.identifier) is not none -%}
+with new_orders as (
+    select o.account_id, o.symbol, o.order_id
+    from {{ ref('stg_binance__orders') }} as o
+    left join {{ this }} as s
+        on s.account_id = o.account_id and s.symbol = o.symbol and s.order_id = o.order_id
+    where s.order_id is null or coalesce(s.client_order_id, '') <> coalesce(o.client_order_id, '')
+),
+
+new_fills as (
+    select distinct account_id, symbol, order_id
+    from {{ ref('int_exchange_legs') }}
+    where built_ms > {{ newest_build_stamp() }} and is_opening = 0
+),
+
+new_algo_orders as (
+    select a.account_id, a.symbol, a.actual_order_id as order_id
+    from {{ ref('stg_binance__algo_orders') }} as a
+    left join {{ this }} as s
+        on s.account_id = a.account_id and s.symbol = a.symbol and s.order_id = a.actual_order_id
+    where a.actual_order_id is not null
+        and (s.order_id is null or coalesce(s.client_algo_id, '') <> coalesce(a.client_algo_id, ''))
+),
+
+links_now as (
+    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }}
+),
+
+links_before as (
+    {%- if have_copies %}
+    select {{ links_seen_columns() }} from {{ links_seen }}
+    {%- else %}
+    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }} where 1 = 0
+    {%- endif %}
+),
+
+changed_links as (
+    select * from (select * from links_now except select * from links_before) as added
+    union
+    select * from (select * from links_before except select * from links_now) as dropped
+),
+
+signals_now as (
+    select account_id, signal_id, action from {{ ref('stg_signals__signals') }}
+),
+
+signals_before as (
+    {%- if have_copies %}
+    select account_id, signal_id, action from {{ signals_seen }}
+    {%- else %}
+    select account_id, signal_id, action from {{ ref('stg_signals__signals') }} where 1 = 0
+    {%- endif %}
+),
+
+changed_signals as (
+    select account_id, signal_id from (select * from signals_now except select * from signals_before) as added
+    union
+    select account_id, signal_id from (select * from signals_before except select * from signals_now) as dropped
+)
+
+select account_id, symbol, order_id from new_orders
+union
+select account_id, symbol, order_id from new_fills
+union
+select account_id, symbol, order_id from new_algo_orders
+union
+-- 3: a record by order id names its order; one by client id the stored orders with that client
+-- order id or client algo id (an order not stored yet is new: 1 or 2)
+select account_id, match_symbol, order_id from changed_links where order_id is not null
+union
+select s.account_id, s.symbol, s.order_id
+from changed_links as c
+inner join {{ this }} as s on s.account_id = c.account_id and s.client_order_id = c.client_order_id
+where c.order_id is null
+union
+select s.account_id, s.symbol, s.order_id
+from changed_links as c
+inner join {{ this }} as s on s.account_id = c.account_id and s.client_algo_id = c.client_order_id
+where c.order_id is null
+union
+-- 4: the stored orders whose convention ids or link name a changed signal
+select s.account_id, s.symbol, s.order_id
+from changed_signals as c
+inner join {{ this }} as s on s.account_id = c.account_id and s.order_signal_id = c.signal_id
+union
+select s.account_id, s.symbol, s.order_id
+from changed_signals as c
+inner join {{ this }} as s on s.account_id = c.account_id and s.algo_signal_id = c.signal_id
+union
+select s.account_id, s.symbol, s.order_id
+from changed_signals as c
+inner join {{ this }} as s on s.account_id = c.account_id and s.strategy_position_id = c.signal_id
+{%- endmacro %}
+
+{% macro links_seen_columns() -%}
+    account_id, match_ref, signal_id, role, order_id, client_order_id, match_symbol
+{%- endmacro %}
+
+{#- The newest `built_ms` this model holds (-1 when empty): its consumers' watermark. -#}
+{% macro newest_build_stamp() -%}
+    (select coalesce(max(built_ms), -1) from {{ this }})
+{%- endmacro %}
+
+{#- Pre-hook: add the orders to resolve to `__pending` (created empty on the first incremental run;
+    what a failed run left there stays). A full refresh resolves every order: it drops the table. -#}
+{% macro add_pending_links() -%}
+    {%- if is_incremental() -%}
+    {%- set pending = side_table('pending') -%}
+    {%- if execute -%}
+        {%- do run_query(
+            stratpos_statement_settings() ~ ' create table if not exists ' ~ pending
+            ~ ' as select account_id, symbol, order_id from ' ~ this ~ ' where 1 = 0'
+        ) -%}
+    {%- endif -%}
+    {{ stratpos_statement_settings() }} insert into {{ pending }} (account_id, symbol, order_id)
+    {{ links_changes_sql() }}
+    {%- else -%}
+    drop table if exists {{ side_table('pending') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hooks, in order: the copies of the explicit links and the signals this run saw, what it
+    resolved (`__rebuilt`), then `__pending` emptied. -#}
+{% macro renew_links_seen() -%}
+    {%- set statements = [
+        'drop table if exists ' ~ side_table('links_seen'),
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('links_seen') ~ ' as select '
+            ~ links_seen_columns() ~ ' from ' ~ ref('int_order_links_explicit'),
+        'drop table if exists ' ~ side_table('signals_seen'),
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('signals_seen')
+            ~ ' as select account_id, signal_id, action from ' ~ ref('stg_signals__signals'),
+        'drop table if exists ' ~ side_table('rebuilt'),
+    ] -%}
+    {#- a full refresh resolved every order: nothing was pending, `__rebuilt` is empty -#}
+    {%- do statements.append(
+        stratpos_statement_settings() ~ ' create table if not exists ' ~ side_table('pending')
+        ~ ' as select account_id, symbol, order_id from ' ~ this ~ ' where 1 = 0'
+    ) -%}
+    {%- do statements.append(
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('rebuilt')
+        ~ ' as select distinct account_id, symbol, order_id from ' ~ side_table('pending')
+    ) -%}
+    {%- do statements.append('drop table if exists ' ~ side_table('pending')) -%}
+    {%- if execute -%}
+    {%- for statement in statements -%}
+        {%- do run_query(statement) -%}
+    {%- endfor -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+{#-
+  int_legs_linked, incremental by leg. A leg's row follows from the leg (int_exchange_legs), its
+  order's link (int_order_links_resolved, whose rows are stamped anew when the link or the signal
+  it names changed) and the account's position mode. So a run rebuilds, per key, the episodes the
+  legs table rebuilt since this table's newest row (`consumer_rebuild_plan_sql`, as the average
+  walk), plus every key of an account whose position mode changed since the copy the last
+  successful run took (`__accounts_seen`).
+-#}
+{% macro legs_linked_plan_sql() -%}
+    {%- set seen = side_table('accounts_seen') -%}
+    {%- set have_copy = adapter.get_relation(seen.database, seen.schema, seen.identifier) is not none -%}
+with suffixes as (
+    {{ consumer_rebuild_plan_sql(ref('int_exchange_legs')) }}
+),
+
+accounts_now as (
+    select account_id, position_mode from {{ ref('stg_binance__accounts') }}
+),
+
+accounts_before as (
+    {%- if have_copy %}
+    select account_id, position_mode from {{ seen }}
+    {%- else %}
+    select account_id, position_mode from {{ ref('stg_binance__accounts') }} where 1 = 0
+    {%- endif %}
+),
+
+changed_accounts as (
+    select account_id from (select * from accounts_now except select * from accounts_before) as added
+    union
+    select account_id from (select * from accounts_before except select * from accounts_now) as dropped
+),
+
+planned as (
+    select account_id, exchange_position_key, from_episode_no from suffixes
+    union all
+    select distinct h.account_id, h.exchange_position_key, 0 as from_episode_no
+    from {{ this }} as h
+    inner join changed_accounts as c on h.account_id = c.account_id
+    union all
+    select distinct l.account_id, l.exchange_position_key, 0 as from_episode_no
+    from {{ ref('int_exchange_legs') }} as l
+    inner join changed_accounts as c on l.account_id = c.account_id
+)
+
+select account_id, exchange_position_key, min(from_episode_no) as from_episode_no
+from planned
+group by account_id, exchange_position_key
+{%- endmacro %}
+
+{#- The legs to rebuild (`__legs`): the planned episodes' legs, and the stored legs of the orders
+    int_order_links_resolved wrote since this table's newest row. -#}
+{% macro legs_linked_legs_sql() -%}
+select l.leg_id
+from {{ side_table('plan') }} as p
+{{ straight_join() }} {{ ref('int_exchange_legs') }} as l
+    on l.account_id = p.account_id
+    and l.exchange_position_key = p.exchange_position_key
+    and l.episode_no >= p.from_episode_no
+union
+select s.leg_id
+from {{ ref('int_order_links_resolved') }} as k
+{{ straight_join() }} {{ this }} as s
+    on s.account_id = k.account_id and s.symbol = k.symbol and s.order_id = k.order_id
+where k.built_ms > {{ newest_build_stamp() }}
+{%- endmacro %}
+
+{#- Post-hook: the copy of the accounts' position modes this run saw. -#}
+{% macro renew_accounts_seen() -%}
+    {%- if execute -%}
+    {%- do run_query('drop table if exists ' ~ side_table('accounts_seen')) -%}
+    {%- do run_query(
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('accounts_seen')
+        ~ ' as select account_id, position_mode from ' ~ ref('stg_binance__accounts')
+    ) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
