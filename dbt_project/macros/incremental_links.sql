@@ -14,8 +14,9 @@
     4. a signal its convention ids (`{signal_id}-{code}`) or its explicit link name appeared or
        changed (the last does not change this row, but the leg's role follows the signal's action
        downstream: the row is stamped anew, and consumers re-read it).
-  1 compares the orders with the stored rows (by key), 2 the algo orders likewise, 1's fills are
-  the legs int_exchange_legs rebuilt since this table's newest row; 3 and 4 compare the explicit
+  1 compares the orders with the stored rows (by key), 2 the algo orders likewise; 1's fills are
+  the orders not stored among the legs int_exchange_legs wrote since this table's newest row (a new
+  fill of a stored order changes nothing: a link never reads fills); 3 and 4 compare the explicit
   links and the signals with their copy taken after the last successful run (`__links_seen`,
   `__signals_seen`) and find the stored orders they name through indexes.
 
@@ -40,14 +41,22 @@ with new_orders as (
 ),
 
 new_fills as (
-    select distinct account_id, symbol, order_id
-    from {{ ref('int_exchange_legs') }}
-    where built_ms > {{ newest_build_stamp() }} and is_opening = 0
+    -- orders first seen in the fills the legs table wrote since: a new fill of a stored order
+    -- changes nothing here (a link never reads fills), and a key's rebuilt episodes restamp
+    -- thousands of old fills an hour
+    select distinct l.account_id, l.symbol, l.order_id
+    from {{ ref('int_exchange_legs') }} as l
+    where l.built_ms > {{ newest_build_stamp() }} and l.is_opening = 0
+        and not exists (
+            select 1 from {{ this }} as s
+            where s.account_id = l.account_id and s.symbol = l.symbol and s.order_id = l.order_id
+        )
 ),
 
 new_algo_orders as (
+    -- raw keeps one version per algo order (see the model)
     select a.account_id, a.symbol, a.actual_order_id as order_id
-    from {{ ref('stg_binance__algo_orders') }} as a
+    from {{ source('raw', 'futures_algo_orders') }} as a
     left join {{ this }} as s
         on s.account_id = a.account_id and s.symbol = a.symbol and s.order_id = a.actual_order_id
     where a.actual_order_id is not null

@@ -29,12 +29,21 @@ from tests.reconciliation.helpers import query
 
 DAY_MS = 86_400_000
 # the incremental models and the marts built on them (layer, table)
+# the allocation chain, rebuilt per int_allocation_scope
+CHAIN = (
+    ("intermediate", "int_position_episodes"),
+    ("intermediate", "int_exit_allocations"),
+    ("intermediate", "int_fill_allocations_linked"),
+    ("intermediate", "int_episode_reallocations"),
+    ("intermediate", "int_fill_allocations"),
+    ("marts", "fct_fill_allocations"),
+)
 COMPARED = (
     ("intermediate", "int_order_links_resolved"),
     ("intermediate", "int_exchange_legs"),
     ("intermediate", "int_legs_linked"),
     ("intermediate", "int_exchange_leg_averages"),
-    ("marts", "fct_fill_allocations"),
+    *CHAIN,
     ("marts", "strategy_positions"),
     ("marts", "exchange_positions"),
     ("marts", "position_contributions"),
@@ -107,7 +116,17 @@ def hash_id(text: str) -> int:
 
 
 # int_exchange_legs and the average walk: kept per key suffix
-LEG_MODELS = (("intermediate", "int_exchange_legs"), ("intermediate", "int_exchange_leg_averages"))
+def scope_size(settings: Settings) -> tuple[int, int]:
+    """Episodes in the allocation chain's scope this run, and episodes in all."""
+    [row] = query(
+        settings,
+        "select (select count(*) from {intermediate}.int_allocation_scope where node_type = 'episode') as n, "
+        "(select count(distinct exchange_position_id) from {intermediate}.int_legs_linked) as total",
+    )
+    return int(row["n"]), int(row["total"])
+
+
+LEG_MODELS = (("intermediate", "int_exchange_legs"), ("intermediate", "int_exchange_leg_averages"), *CHAIN)
 
 
 @pytest.mark.parametrize(
@@ -137,11 +156,12 @@ def test_hourly_runs_rebuild_only_each_keys_last_episodes_and_equal_a_full_refre
     )
     generate(cfg)
     first_cut = int(start.timestamp() * 1000) + DAY_MS
-    select = ["--quiet", "-s", "+int_exchange_leg_averages"]
+    select = ["--quiet", "-s", "+int_exchange_leg_averages", "+fct_fill_allocations"]
 
     load_replay(cut_replay(full, tmp_path / "cut0", first_cut), warehouse_settings)
     run_dbt(warehouse_settings, "run", extra_args=select)
     partial_keys = full_keys = 0
+    scopes = []
     for step in range(1, 7):  # six 2-hour loads, then the rest
         until = first_cut + step * 2 * 3_600_000 if step < 6 else 2**62
         load_replay(cut_replay(full, tmp_path / f"cut{step}", until), warehouse_settings)
@@ -149,8 +169,11 @@ def test_hourly_runs_rebuild_only_each_keys_last_episodes_and_equal_a_full_refre
         plan = fetch_rows(warehouse_settings, "intermediate", "int_exchange_legs__plan")
         partial_keys += sum(1 for p in plan if int(p["is_full"]) == 0)
         full_keys += sum(1 for p in plan if int(p["is_full"]) == 1)
+        scopes.append(scope_size(warehouse_settings))
     # most keys kept their old episodes; a rebuild from the first episode stays the exception
     assert partial_keys > full_keys
+    # the allocation chain rebuilt the hour's components, not every episode
+    assert any(0 < n < total for n, total in scopes), scopes
     incremental = snapshot(warehouse_settings, LEG_MODELS)
     legs = [dict(r) for r in incremental["int_exchange_legs"]]
     if mode == "one_way":
@@ -172,13 +195,43 @@ def test_hourly_runs_rebuild_only_each_keys_last_episodes_and_equal_a_full_refre
     run_dbt(warehouse_settings, "run", extra_args=select)
     [plan] = fetch_rows(warehouse_settings, "intermediate", "int_exchange_legs__plan")
     assert plan["exchange_position_key"].startswith(old["symbol"])
+
+    # a late correction that merges episodes: the fill that opened an old episode of the key with the
+    # most grows by one lot, so the fills that closed the later episodes leave the lot open (a
+    # crossing still crosses) and the key's last episodes are gone
+    [key] = query(
+        warehouse_settings,
+        "select exchange_position_key, max(episode_no) as episodes from {intermediate}.int_exchange_legs "
+        "group by exchange_position_key order by 2 desc, 1 limit 1",
+    )
+    [opener] = query(
+        warehouse_settings,
+        "select symbol, trade_id from {intermediate}.int_exchange_legs "
+        f"where exchange_position_key = '{key['exchange_position_key']}' and leg_seq = 1 and leg_no = 1 "
+        f"and is_opening = 0 and episode_no < {key['episodes']} order by episode_no desc limit 1",
+    )
+    query(
+        warehouse_settings,
+        "update {raw}.futures_trades set qty = qty + 0.001 "
+        f"where symbol = '{opener['symbol']}' and trade_id = {opener['trade_id']}",
+    )
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    [after] = query(
+        warehouse_settings,
+        "select max(episode_no) as episodes from {intermediate}.int_exchange_legs "
+        f"where exchange_position_key = '{key['exchange_position_key']}'",
+    )
+    if opening:  # the opening state is walked back from the snapshot: the lot moves the key's start instead
+        assert int(after["episodes"]) != int(key["episodes"])
+    else:
+        assert int(after["episodes"]) < int(key["episodes"])
     incremental = snapshot(warehouse_settings, LEG_MODELS)
 
     run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
     assert snapshot(warehouse_settings, LEG_MODELS) == incremental
 
 
-LINK_MODELS = (("intermediate", "int_order_links_resolved"), ("intermediate", "int_legs_linked"))
+LINK_MODELS = (("intermediate", "int_order_links_resolved"), ("intermediate", "int_legs_linked"), *CHAIN)
 
 
 def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_full_refresh(warehouse_settings, tmp_path):
@@ -195,7 +248,7 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
     )
     generate(cfg)
     first_cut = int(start.timestamp() * 1000) + DAY_MS
-    select = ["--quiet", "-s", "+int_legs_linked"]
+    select = ["--quiet", "-s", "+fct_fill_allocations"]
 
     def late_signal(r):  # signals name their id `signal_id` or `id` (SPEC §3.1)
         return hash_id(r.get("signal_id") or r["id"]) % 3 == 0
@@ -209,7 +262,7 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
         )
 
     # four 2-hour loads without the late signals and links, then those alone (no new fill), then the rest
-    resolved, relinked = [], []
+    resolved, relinked, scopes = [], [], []
     for step in range(6):
         until = first_cut + min(step, 3) * 2 * 3_600_000 if step < 5 else 2**62
         cut = cut_replay(full, tmp_path / f"cut{step}", until)
@@ -221,11 +274,14 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
         if step:
             resolved.append(rebuilt("int_order_links_resolved", "rebuilt"))
             relinked.append(rebuilt("int_legs_linked", "legs"))
+            scopes.append(scope_size(warehouse_settings))
     # an hour resolves its own orders, not the account's; the late records reach back into the past:
     # without a new fill, the legs of the orders they name are linked again, and only those
     assert all(0 < n < total / 4 for n, total in resolved[:2]), resolved
     assert resolved[3][0] > 0 and resolved[3][0] < resolved[3][1], resolved
     assert 0 < relinked[3][0] < relinked[3][1], relinked
+    # the allocation chain follows: only the components the late records touched
+    assert 0 < scopes[3][0] < scopes[3][1], scopes
     incremental = snapshot(warehouse_settings, LINK_MODELS)
     rows = [dict(r) for r in incremental["int_order_links_resolved"]]
     assert {r["link_rule"] for r in rows} >= {"explicit_order_id", "explicit_client_id", "convention"}
@@ -248,6 +304,53 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
         f"select account_id, symbol, order_id from {{intermediate}}.int_order_links_resolved {where}",
     )
     run_dbt(warehouse_settings, "run", extra_args=select)
+    assert snapshot(warehouse_settings, LINK_MODELS) == incremental
+
+    # late explicit records move every order of one convention-linked position to another signal
+    # (explicit links win): the first position keeps no leg, and its rows must go wherever they were
+    [moved] = query(
+        warehouse_settings,
+        "select strategy_position_id, min(symbol) as symbol from {intermediate}.int_order_links_resolved "
+        "where link_rule = 'convention' group by strategy_position_id having count(*) > 1 "
+        "order by strategy_position_id limit 1",
+    )
+    [other] = query(
+        warehouse_settings,
+        f"select signal_id from {{raw}}.signals where symbol = '{moved['symbol']}' "
+        f"and signal_id <> '{moved['strategy_position_id']}' order by signal_id limit 1",
+    )
+    orders = query(
+        warehouse_settings,
+        "select symbol, order_id, link_role from {intermediate}.int_order_links_resolved "
+        f"where strategy_position_id = '{moved['strategy_position_id']}'",
+    )
+    relink = tmp_path / "relink"
+    relink.mkdir()
+    (relink / "account.json").write_text((full / "account.json").read_text(encoding="utf-8"), encoding="utf-8")
+    (relink / "order_links.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "order_id": int(o["order_id"]),
+                    "symbol": o["symbol"],
+                    "signal_id": other["signal_id"],
+                    "role": o["link_role"],
+                }
+            )
+            + "\n"
+            for o in orders
+        ),
+        encoding="utf-8",
+    )
+    load_replay(relink, warehouse_settings)
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    assert query(
+        warehouse_settings,
+        "select node_id from {intermediate}.int_allocation_scope "
+        f"where node_type = 'position' and node_id = '{moved['strategy_position_id']}'",
+    )
+    incremental = snapshot(warehouse_settings, LINK_MODELS)
+    run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
     assert snapshot(warehouse_settings, LINK_MODELS) == incremental
 
     # the account switched position mode (Binance allows it when flat): every leg says so

@@ -1,7 +1,15 @@
-{{ config(post_hook=[
-    "{{ add_index(['leg_id']) }}",
-    "{{ add_index(['strategy_position_id']) }}",
-]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.2, hedge mode, episode end: when an episode returns to flat while positions
 -- that entered in it still hold r_i, the bucket's reducing allocations of that episode
@@ -10,8 +18,10 @@
 -- and when Σr = P the last position takes whatever the others left, so the bucket
 -- keeps q_j·(P − Σr)/P and every total stays exact. One row per (pool allocation,
 -- position) share; the bucket keeps `kept_quantity` of each pool allocation.
+-- Incremental by scope: the episodes of int_allocation_scope (macros/incremental_allocations.sql).
 with allocations as (
-    select * from {{ ref('int_fill_allocations_linked') }}
+    select a.* from {{ ref('int_fill_allocations_linked') }} as a
+    {{- in_allocation_scope('a.exchange_position_id') }}
 ),
 
 episode_ends as (

@@ -1,4 +1,14 @@
-{{ config(post_hook="{{ add_index(['leg_id']) }}") }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.2: every linked take_profit / stop_loss / close leg with the quantity allocated to
 -- its strategy position (NULL when the leg is ineligible: the position has no entry leg, or in
@@ -6,9 +16,11 @@
 -- clamp in (time, id) order: allocated_k = X_k + min(0, min_{j<=k}(E_j - X_j)), with E the
 -- entries and X the exit demand so far. What exceeds the allocation is an over-close
 -- (int_fill_allocations_linked). Its own table because that model reads it twice, and MariaDB
--- evaluates a CTE (here the whole running clamp) once per reference.
+-- evaluates a CTE (here the whole running clamp) once per reference. Incremental by scope: the
+-- episodes of int_allocation_scope, which hold every leg of their positions.
 with linked_legs as (
-    select * from {{ ref('int_legs_linked') }}
+    select l.* from {{ ref('int_legs_linked') }} as l
+    {{- in_allocation_scope('l.exchange_position_id') }}
 ),
 
 entry_legs as (
@@ -88,6 +100,7 @@ exit_allocated as (
 final as (
     select
         l.leg_id,
+        l.exchange_position_id,
         l.strategy_position_id,
         l.link_role,
         l.leg_quantity,

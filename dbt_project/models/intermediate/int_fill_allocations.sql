@@ -1,20 +1,30 @@
-{{ config(post_hook=[
-    "{{ add_index(['leg_id']) }}",
-    "{{ add_index(['strategy_position_id']) }}",
-    "{{ add_index(['exchange_position_id']) }}",
-]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.2 complete: linked and bucket allocations with the hedge-mode episode-end rule
 -- applied — pool allocations keep only what was not re-allocated, re-allocated shares
 -- become exits of the positions they closed. Commission and Binance's realizedPnl are
 -- shared pro rata by quantity (18 decimals). `effective_time_ms` is when the quantity
 -- changed hands: the fill time, or the episode end for re-allocated shares.
+-- Incremental by scope: the episodes of int_allocation_scope (macros/incremental_allocations.sql).
 with allocations as (
-    select * from {{ ref('int_fill_allocations_linked') }}
+    select a.* from {{ ref('int_fill_allocations_linked') }} as a
+    {{- in_allocation_scope('a.exchange_position_id') }}
 ),
 
 reallocations as (
-    select * from {{ ref('int_episode_reallocations') }}
+    select r.* from {{ ref('int_episode_reallocations') }} as r
+    {{- in_allocation_scope('r.exchange_position_id') }}
 ),
 
 moved as (

@@ -1,8 +1,16 @@
-{{ config(post_hook=[
-    "{{ add_index(['leg_id']) }}",
-    "{{ add_index(['strategy_position_id']) }}",
-    "{{ add_index(['exchange_position_id']) }}",
-]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['leg_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+        "{{ add_index(['account_id', 'exchange_position_key', 'episode_no']) }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.2 before the episode-end rule: every leg split into allocations.
 --   * a linked entry → its strategy position;
@@ -16,8 +24,10 @@
 -- A signal whose entry fills all predate the history has no entry leg, hence no episode: each
 -- linked exit of it is ineligible (int_exit_allocations), wholly an over-close in the bucket (§4.1, §4.2).
 -- The cap (a running clamp) is int_exit_allocations; a position's episode is int_position_episodes.
+-- Incremental by scope: the episodes of int_allocation_scope (macros/incremental_allocations.sql).
 with linked_legs as (
-    select * from {{ ref('int_legs_linked') }}
+    select l.* from {{ ref('int_legs_linked') }} as l
+    {{- in_allocation_scope('l.exchange_position_id') }}
 ),
 
 entry_legs as (
@@ -30,7 +40,8 @@ position_episode as (
 
 exit_legs as (
     -- the linked exits with their capped allocation (int_exit_allocations)
-    select * from {{ ref('int_exit_allocations') }}
+    select e.* from {{ ref('int_exit_allocations') }} as e
+    {{- in_allocation_scope('e.exchange_position_id') }}
 ),
 
 strategy_entries as (
@@ -100,6 +111,7 @@ final as (
         l.leg_no,
         l.exchange_position_key,
         l.exchange_position_id,
+        l.episode_no,
         l.episode_dir,
         l.position_mode,
         l.price,

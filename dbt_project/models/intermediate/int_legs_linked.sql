@@ -24,6 +24,7 @@
         "{{ add_index(['strategy_position_id']) }}",
         "{{ add_index(['account_id', 'exchange_position_key', 'episode_no']) }}",
         "{{ add_index(['account_id', 'symbol', 'order_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
         "{{ add_index(['built_ms']) }}",
         "{{ renew_accounts_seen() }}",
     ],

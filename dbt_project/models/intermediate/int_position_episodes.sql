@@ -1,10 +1,22 @@
-{{ config(post_hook="{{ add_index(['strategy_position_id']) }}") }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('strategy_position_id', 'position') }}",
+    post_hook=[
+        "{{ add_index(['strategy_position_id']) }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.2: the episode each strategy position belongs to — the episode of its first entry
 -- leg. Its own table because int_exit_allocations and int_fill_allocations_linked both read
--- it, and MariaDB evaluates a CTE once per reference.
+-- it, and MariaDB evaluates a CTE once per reference. Incremental by scope: the positions of
+-- int_allocation_scope (macros/incremental_allocations.sql).
 with entry_legs as (
-    select * from {{ ref('int_legs_linked') }} where link_role = 'entry'
+    select l.* from {{ ref('int_legs_linked') }} as l
+    {{- in_allocation_scope('l.strategy_position_id', 'position') }}
+    where l.link_role = 'entry'
 ),
 
 final as (

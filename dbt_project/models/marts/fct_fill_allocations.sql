@@ -1,20 +1,22 @@
 {{ config(
     materialized='incremental',
-    unique_key='exchange_position_id',
-    incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
-    pre_hook="{{ delete_changed_episodes(ref('int_fill_allocations'), [
-        'allocation_id', 'exchange_position_id', 'strategy_position_id', 'role', 'allocation_type', 'quantity',
-        'commission', 'binance_realized_pnl', 'effective_time_ms', 'price'
-    ]) }}",
-    post_hook="{{ add_index(['exchange_position_id']) }}",
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_allocation_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['exchange_position_id']) }}",
+        "{{ mark_allocations_done() }}",
+    ],
 ) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- The atomic fact of SPEC §4.2: each fill (leg) split into allocations whose quantities
 -- sum to the leg's quantity, with its commission and Binance realizedPnl shares.
--- Incremental by episode: only episodes whose allocations changed are rewritten.
+-- Incremental by scope: the episodes of int_allocation_scope are rewritten (macros/
+-- incremental_allocations.sql); its post-hook records that the chain completed.
 with allocations as (
-    select * from {{ ref('int_fill_allocations') }} as src
-    {{ episodes_to_build('src') }}
+    select src.* from {{ ref('int_fill_allocations') }} as src
+    {{- in_allocation_scope('src.exchange_position_id') }}
 ),
 
 signals as (
