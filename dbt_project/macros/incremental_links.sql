@@ -18,7 +18,8 @@
   the orders not stored among the legs int_exchange_legs wrote since this table's newest row (a new
   fill of a stored order changes nothing: a link never reads fills); 3 and 4 compare the explicit
   links and the signals with their copy taken after the last successful run (`__links_seen`,
-  `__signals_seen`) and find the stored orders they name through indexes.
+  `__signals_seen`) into `__changed_links` and `__changed_signals`, and find the stored orders
+  those name through indexes.
 
   Nothing is lost when a run fails. The orders to resolve are added to `__pending` and only
   removed by the post-hook, after the copies were renewed: a run that fails keeps them for the
@@ -26,12 +27,62 @@
   inspection.
 -#}
 
-{#- The orders whose link can have changed since the last successful run (see the header). -#}
+{#- Whether the copies the last successful run took exist (not before the first incremental run). -#}
+{% macro have_seen_copies() -%}
+    {%- set found = [] -%}
+    {%- for name in ['links_seen', 'signals_seen'] -%}
+        {%- set relation = side_table(name) -%}
+        {%- if adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none -%}
+            {%- do found.append(name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(found | length == 2) }}
+{%- endmacro %}
+
+{#- 3: the explicit link records added, dropped or changed since the copy (`__changed_links`). -#}
+{% macro changed_links_sql() -%}
+with links_now as (
+    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }}
+),
+
+links_before as (
+    {%- if have_seen_copies() %}
+    select {{ links_seen_columns() }} from {{ side_table('links_seen') }}
+    {%- else %}
+    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }} where 1 = 0
+    {%- endif %}
+)
+
+select * from (select * from links_now except select * from links_before) as added
+union
+select * from (select * from links_before except select * from links_now) as dropped
+{%- endmacro %}
+
+{#- 4: the signals added, dropped or changed since the copy (`__changed_signals`). Raw signals:
+    the staging view only renames them, and MariaDB would evaluate it whole. -#}
+{% macro changed_signals_sql() -%}
+with signals_now as (
+    select account_id, signal_id, action from {{ source('raw', 'signals') }}
+),
+
+signals_before as (
+    {%- if have_seen_copies() %}
+    select account_id, signal_id, action from {{ side_table('signals_seen') }}
+    {%- else %}
+    select account_id, signal_id, action from {{ source('raw', 'signals') }} where 1 = 0
+    {%- endif %}
+)
+
+select account_id, signal_id from (select * from signals_now except select * from signals_before) as added
+union
+select account_id, signal_id from (select * from signals_before except select * from signals_now) as dropped
+{%- endmacro %}
+
+{#- The orders whose link can have changed since the last successful run (see the header), from
+    the stored orders and the side tables `__changed_links` and `__changed_signals`, each evaluated
+    once: MariaDB evaluates a CTE once per reference, and drives these joins from the few changed
+    rows into the stored orders' indexes. -#}
 {% macro links_changes_sql() -%}
-    {%- set signals_seen = side_table('signals_seen') -%}
-    {%- set links_seen = side_table('links_seen') -%}
-    {%- set have_copies = adapter.get_relation(signals_seen.database, signals_seen.schema, signals_seen.identifier) is not none
-        and adapter.get_relation(links_seen.database, links_seen.schema, links_seen.identifier) is not none -%}
 with new_orders as (
     select o.account_id, o.symbol, o.order_id
     from {{ ref('stg_binance__orders') }} as o
@@ -61,42 +112,6 @@ new_algo_orders as (
         on s.account_id = a.account_id and s.symbol = a.symbol and s.order_id = a.actual_order_id
     where a.actual_order_id is not null
         and (s.order_id is null or coalesce(s.client_algo_id, '') <> coalesce(a.client_algo_id, ''))
-),
-
-links_now as (
-    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }}
-),
-
-links_before as (
-    {%- if have_copies %}
-    select {{ links_seen_columns() }} from {{ links_seen }}
-    {%- else %}
-    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }} where 1 = 0
-    {%- endif %}
-),
-
-changed_links as (
-    select * from (select * from links_now except select * from links_before) as added
-    union
-    select * from (select * from links_before except select * from links_now) as dropped
-),
-
-signals_now as (
-    select account_id, signal_id, action from {{ ref('stg_signals__signals') }}
-),
-
-signals_before as (
-    {%- if have_copies %}
-    select account_id, signal_id, action from {{ signals_seen }}
-    {%- else %}
-    select account_id, signal_id, action from {{ ref('stg_signals__signals') }} where 1 = 0
-    {%- endif %}
-),
-
-changed_signals as (
-    select account_id, signal_id from (select * from signals_now except select * from signals_before) as added
-    union
-    select account_id, signal_id from (select * from signals_before except select * from signals_now) as dropped
 )
 
 select account_id, symbol, order_id from new_orders
@@ -107,30 +122,30 @@ select account_id, symbol, order_id from new_algo_orders
 union
 -- 3: a record by order id names its order; one by client id the stored orders with that client
 -- order id or client algo id (an order not stored yet is new: 1 or 2)
-select account_id, match_symbol, order_id from changed_links where order_id is not null
+select account_id, match_symbol, order_id from {{ side_table('changed_links') }} where order_id is not null
 union
 select s.account_id, s.symbol, s.order_id
-from changed_links as c
-inner join {{ this }} as s on s.account_id = c.account_id and s.client_order_id = c.client_order_id
+from {{ side_table('changed_links') }} as c
+{{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.client_order_id = c.client_order_id
 where c.order_id is null
 union
 select s.account_id, s.symbol, s.order_id
-from changed_links as c
-inner join {{ this }} as s on s.account_id = c.account_id and s.client_algo_id = c.client_order_id
+from {{ side_table('changed_links') }} as c
+{{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.client_algo_id = c.client_order_id
 where c.order_id is null
 union
 -- 4: the stored orders whose convention ids or link name a changed signal
 select s.account_id, s.symbol, s.order_id
-from changed_signals as c
-inner join {{ this }} as s on s.account_id = c.account_id and s.order_signal_id = c.signal_id
+from {{ side_table('changed_signals') }} as c
+{{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.order_signal_id = c.signal_id
 union
 select s.account_id, s.symbol, s.order_id
-from changed_signals as c
-inner join {{ this }} as s on s.account_id = c.account_id and s.algo_signal_id = c.signal_id
+from {{ side_table('changed_signals') }} as c
+{{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.algo_signal_id = c.signal_id
 union
 select s.account_id, s.symbol, s.order_id
-from changed_signals as c
-inner join {{ this }} as s on s.account_id = c.account_id and s.strategy_position_id = c.signal_id
+from {{ side_table('changed_signals') }} as c
+{{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.strategy_position_id = c.signal_id
 {%- endmacro %}
 
 {% macro links_seen_columns() -%}
@@ -148,6 +163,10 @@ inner join {{ this }} as s on s.account_id = c.account_id and s.strategy_positio
     {%- if is_incremental() -%}
     {%- set pending = side_table('pending') -%}
     {%- if execute -%}
+        {%- for name, sql in [('changed_links', changed_links_sql()), ('changed_signals', changed_signals_sql())] -%}
+            {%- do run_query('drop table if exists ' ~ side_table(name)) -%}
+            {%- do run_query(stratpos_statement_settings() ~ ' create table ' ~ side_table(name) ~ ' as ' ~ sql) -%}
+        {%- endfor -%}
         {%- do run_query(
             stratpos_statement_settings() ~ ' create table if not exists ' ~ pending
             ~ ' as select account_id, symbol, order_id from ' ~ this ~ ' where 1 = 0'
@@ -169,7 +188,7 @@ inner join {{ this }} as s on s.account_id = c.account_id and s.strategy_positio
             ~ links_seen_columns() ~ ' from ' ~ ref('int_order_links_explicit'),
         'drop table if exists ' ~ side_table('signals_seen'),
         stratpos_statement_settings() ~ ' create table ' ~ side_table('signals_seen')
-            ~ ' as select account_id, signal_id, action from ' ~ ref('stg_signals__signals'),
+            ~ ' as select account_id, signal_id, action from ' ~ source('raw', 'signals'),
         'drop table if exists ' ~ side_table('rebuilt'),
     ] -%}
     {#- a full refresh resolved every order: nothing was pending, `__rebuilt` is empty -#}
