@@ -42,7 +42,7 @@
 {#- 3: the explicit link records added, dropped or changed since the copy (`__changed_links`). -#}
 {% macro changed_links_sql() -%}
 with links_now as (
-    select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }}
+    select {{ links_seen_columns() }} from {{ side_table('links_now') }}
 ),
 
 links_before as (
@@ -62,7 +62,7 @@ select * from (select * from links_before except select * from links_now) as dro
     the staging view only renames them, and MariaDB would evaluate it whole. -#}
 {% macro changed_signals_sql() -%}
 with signals_now as (
-    select account_id, signal_id, action from {{ source('raw', 'signals') }}
+    select account_id, signal_id, action from {{ side_table('signals_now') }}
 ),
 
 signals_before as (
@@ -163,6 +163,7 @@ from {{ side_table('changed_signals') }} as c
     {%- if is_incremental() -%}
     {%- set pending = side_table('pending') -%}
     {%- if execute -%}
+        {%- do take_links_now() -%}
         {%- for name, sql in [('changed_links', changed_links_sql()), ('changed_signals', changed_signals_sql())] -%}
             {%- do run_query('drop table if exists ' ~ side_table(name)) -%}
             {%- do run_query(stratpos_statement_settings() ~ ' create table ' ~ side_table(name) ~ ' as ' ~ sql) -%}
@@ -175,20 +176,37 @@ from {{ side_table('changed_signals') }} as c
     {{ stratpos_statement_settings() }} insert into {{ pending }} (account_id, symbol, order_id)
     {{ links_changes_sql() }}
     {%- else -%}
+    {%- if execute -%}
+        {%- do take_links_now() -%}
+    {%- endif -%}
     drop table if exists {{ side_table('pending') }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hooks, in order: the copies of the explicit links and the signals this run saw, what it
-    resolved (`__rebuilt`), then `__pending` emptied. -#}
+{#- The explicit links and signals as this run found them before resolving (`__links_now`,
+    `__signals_now`): the post-hook keeps these as the copies, so a signal loaded while the run
+    went on is new to the next run instead of being copied unseen. -#}
+{% macro take_links_now() -%}
+    {%- set sources = [
+        ('links_now', 'select ' ~ links_seen_columns() ~ ' from ' ~ ref('int_order_links_explicit')),
+        ('signals_now', 'select account_id, signal_id, action from ' ~ source('raw', 'signals')),
+    ] -%}
+    {%- for name, sql in sources -%}
+        {%- do run_query('drop table if exists ' ~ side_table(name)) -%}
+        {%- do run_query(stratpos_statement_settings() ~ ' create table ' ~ side_table(name) ~ ' as ' ~ sql) -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- Post-hooks, in order: the copies of the explicit links and the signals this run started from
+    (`__links_now`, `__signals_now`), what it resolved (`__rebuilt`), then `__pending` emptied. -#}
 {% macro renew_links_seen() -%}
     {%- set statements = [
         'drop table if exists ' ~ side_table('links_seen'),
-        stratpos_statement_settings() ~ ' create table ' ~ side_table('links_seen') ~ ' as select '
-            ~ links_seen_columns() ~ ' from ' ~ ref('int_order_links_explicit'),
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('links_seen') ~ ' as select * from '
+            ~ side_table('links_now'),
         'drop table if exists ' ~ side_table('signals_seen'),
-        stratpos_statement_settings() ~ ' create table ' ~ side_table('signals_seen')
-            ~ ' as select account_id, signal_id, action from ' ~ source('raw', 'signals'),
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('signals_seen') ~ ' as select * from '
+            ~ side_table('signals_now'),
         'drop table if exists ' ~ side_table('rebuilt'),
     ] -%}
     {#- a full refresh resolved every order: nothing was pending, `__rebuilt` is empty -#}
@@ -225,7 +243,7 @@ with suffixes as (
 ),
 
 accounts_now as (
-    select account_id, position_mode from {{ ref('stg_binance__accounts') }}
+    select account_id, position_mode from {{ side_table('accounts_now') }}
 ),
 
 accounts_before as (
@@ -276,13 +294,26 @@ from {{ ref('int_order_links_resolved') }} as k
 where k.built_ms > {{ newest_build_stamp() }}
 {%- endmacro %}
 
-{#- Post-hook: the copy of the accounts' position modes this run saw. -#}
+{#- Pre-hook: the accounts' position modes as this run found them (`__accounts_now`), which the
+    post-hook keeps as the copy: a mode loaded while the run went on is new to the next run. -#}
+{% macro take_accounts_now() -%}
+    {%- if execute -%}
+    {%- do run_query('drop table if exists ' ~ side_table('accounts_now')) -%}
+    {%- do run_query(
+        stratpos_statement_settings() ~ ' create table ' ~ side_table('accounts_now')
+        ~ ' as select account_id, position_mode from ' ~ ref('stg_binance__accounts')
+    ) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+{#- Post-hook: the copy of the accounts' position modes this run started from. -#}
 {% macro renew_accounts_seen() -%}
     {%- if execute -%}
     {%- do run_query('drop table if exists ' ~ side_table('accounts_seen')) -%}
     {%- do run_query(
         stratpos_statement_settings() ~ ' create table ' ~ side_table('accounts_seen')
-        ~ ' as select account_id, position_mode from ' ~ ref('stg_binance__accounts')
+        ~ ' as select account_id, position_mode from ' ~ side_table('accounts_now')
     ) -%}
     {%- endif -%}
     select 1

@@ -6,13 +6,14 @@
 -- Incremental by leg (macros/incremental_links.sql): a run rebuilds, per key, the episodes
 -- int_exchange_legs rebuilt since this table's newest row (`__plan`, as the average walk does),
 -- the legs of the orders int_order_links_resolved resolved again since then, and every leg of an
--- account whose position mode changed (`__legs` lists them all).
+-- account whose position mode changed since the last run's `__accounts_now` (`__legs` lists them all).
 {{ config(
     materialized='incremental',
     unique_key='leg_id',
     incremental_strategy='delete+insert' if target.type == 'duckdb' else none,
     on_schema_change='fail',
     pre_hook=[
+        "{{ take_accounts_now() }}",
         "drop table if exists {{ side_table('plan') }}",
         "drop table if exists {{ side_table('legs') }}",
         "{{ create_side_table('plan', legs_linked_plan_sql()) }}",
