@@ -17,9 +17,11 @@
   1 compares the orders with the stored rows (by key), 2 the algo orders likewise; 1's fills are
   the orders not stored among the legs int_exchange_legs wrote since this table's newest row (a new
   fill of a stored order changes nothing: a link never reads fills); 3 and 4 compare the explicit
-  links and the signals with their copy taken after the last successful run (`__links_seen`,
-  `__signals_seen`) into `__changed_links` and `__changed_signals`, and find the stored orders
-  those name through indexes.
+  links and the signals as this run finds them (`__links_now`, `__signals_now`) with the copies
+  of what the last successful run started from (`__links_seen`, `__signals_seen`) into
+  `__changed_links` and `__changed_signals`, and find the stored orders those name through
+  indexes. Copying what the run started from, not what it ends with, keeps a signal loaded while
+  the run went on new to the next run.
 
   Nothing is lost when a run fails. The orders to resolve are added to `__pending` and only
   removed by the post-hook, after the copies were renewed: a run that fails keeps them for the
