@@ -49,24 +49,25 @@
     cast({{ expr }} as decimal(30, 8))
 {%- endmacro %}
 
-{#- A MySQL index on a model's table (DuckDB needs none); use as a post-hook. -#}
-{% macro add_index(columns) -%}
-    {{ return(adapter.dispatch('add_index', 'stratpos')(columns)) }}
+{#- A MySQL index on a model's table, or on `relation` (a side table); DuckDB needs none. Use as a
+    post-hook, or run it. -#}
+{% macro add_index(columns, relation=none) -%}
+    {{ return(adapter.dispatch('add_index', 'stratpos')(columns, relation if relation is not none else this)) }}
 {%- endmacro %}
 
-{% macro default__add_index(columns) -%}
-    {%- set name = 'ix_' ~ local_md5(this.identifier ~ columns | join('_'))[:20] -%}
+{% macro default__add_index(columns, relation) -%}
+    {%- set name = 'ix_' ~ local_md5(relation.identifier ~ columns | join('_'))[:20] -%}
     {%- set found = run_query(
-        "select count(*) from information_schema.statistics where table_schema = '" ~ this.schema
-        ~ "' and table_name = '" ~ this.identifier ~ "' and index_name = '" ~ name ~ "'"
+        "select count(*) from information_schema.statistics where table_schema = '" ~ relation.schema
+        ~ "' and table_name = '" ~ relation.identifier ~ "' and index_name = '" ~ name ~ "'"
     ) if execute else none -%}
     {%- if found is not none and found.rows[0][0] | int > 0 -%}
     select 1
     {%- else -%}
-    create index {{ name }} on {{ this }} ({{ columns | join(', ') }})
+    create index {{ name }} on {{ relation }} ({{ columns | join(', ') }})
     {%- endif -%}
 {%- endmacro %}
 
-{% macro duckdb__add_index(columns) -%}
+{% macro duckdb__add_index(columns, relation) -%}
     select 1
 {%- endmacro %}

@@ -36,7 +36,7 @@
     {%- set legs = ref('int_legs_linked') -%}
     {%- set stored = stored_allocations() -%}
     {%- set done = side_table('done') -%}
-    {%- set have_done = adapter.get_relation(done.database, done.schema, done.identifier) is not none -%}
+    {%- set have_done = side_table_exists('done') -%}
     {%- set prefix = stratpos_statement_settings() -%}
     {%- for name in ['since', 'episodes', 'positions'] -%}
         {%- do run_query('drop table if exists ' ~ side_table(name)) -%}
@@ -78,8 +78,8 @@
     {%- do run_query(prefix ~ ' create table ' ~ side_table('episodes') ~ ' as ' ~ seeds) -%}
     {%- do run_query(prefix ~ ' create table ' ~ side_table('positions') ~ ' as select strategy_position_id as node_id from '
         ~ legs ~ ' where 1 = 0') -%}
-    {%- do run_query(add_index_sql(side_table('episodes'), ['node_id'])) -%}
-    {%- do run_query(add_index_sql(side_table('positions'), ['node_id'])) -%}
+    {%- do run_query(add_index(['node_id'], side_table('episodes'))) -%}
+    {%- do run_query(add_index(['node_id'], side_table('positions'))) -%}
     {%- set sources = [legs] + ([stored] if stored is not none else []) -%}
     {%- set ns = namespace(size=-1, converged=(mode == 'none')) -%}
     {%- for round in range(50) if not ns.converged -%}
@@ -110,15 +110,6 @@
     {%- endif -%}
     {%- endif -%}
     select 1
-{%- endmacro %}
-
-{#- `create index` on a side table (MySQL/MariaDB; DuckDB needs none). -#}
-{% macro add_index_sql(relation, columns) -%}
-    {%- if target.type == 'duckdb' -%}
-    select 1
-    {%- else -%}
-    create index ix_{{ local_md5(relation.identifier ~ columns | join('_'))[:20] }} on {{ relation }} ({{ columns | join(', ') }})
-    {%- endif -%}
 {%- endmacro %}
 
 {#- In a chain model's select: keep the rows whose `column` is a scope node of `node_type`

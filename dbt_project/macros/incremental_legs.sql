@@ -41,6 +41,12 @@
     {{ return(this.incorporate(path={"identifier": this.identifier ~ '__' ~ name})) }}
 {%- endmacro %}
 
+{#- Whether the side table exists (one kept from an earlier run). -#}
+{% macro side_table_exists(name) -%}
+    {%- set relation = side_table(name) -%}
+    {{ return(adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none) }}
+{%- endmacro %}
+
 {#- A pre-hook, after `drop table if exists {{ side_table(name) }}`: the side table from `sql` on an
     incremental run, nothing on a full refresh. -#}
 {% macro create_side_table(name, sql) -%}
@@ -285,7 +291,7 @@ select account_id, symbol, trade_id from {{ side_table('changes') }}
 {% macro consumer_rebuild_plan_sql(source_relation) -%}
 select account_id, exchange_position_key, min(episode_no) as from_episode_no
 from {{ source_relation }}
-where built_ms > (select coalesce(max(built_ms), -1) from {{ this }})
+where built_ms > {{ newest_build_stamp() }}
 group by account_id, exchange_position_key
 union all
 select h.account_id, h.exchange_position_key, 0 as from_episode_no
@@ -294,6 +300,11 @@ where not exists (
     select 1 from {{ source_relation }} as s
     where s.account_id = h.account_id and s.exchange_position_key = h.exchange_position_key
 )
+{%- endmacro %}
+
+{#- The newest `built_ms` this model holds (-1 when empty): its consumers' watermark. -#}
+{% macro newest_build_stamp() -%}
+    (select coalesce(max(built_ms), -1) from {{ this }})
 {%- endmacro %}
 
 {#- The run's build time (ms), stamped on the rows a model writes: an incremental consumer rebuilds

@@ -29,18 +29,6 @@
   inspection.
 -#}
 
-{#- Whether the copies the last successful run took exist (not before the first incremental run). -#}
-{% macro have_seen_copies() -%}
-    {%- set found = [] -%}
-    {%- for name in ['links_seen', 'signals_seen'] -%}
-        {%- set relation = side_table(name) -%}
-        {%- if adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none -%}
-            {%- do found.append(name) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(found | length == 2) }}
-{%- endmacro %}
-
 {#- 3: the explicit link records added, dropped or changed since the copy (`__changed_links`). -#}
 {% macro changed_links_sql() -%}
 with links_now as (
@@ -48,7 +36,7 @@ with links_now as (
 ),
 
 links_before as (
-    {%- if have_seen_copies() %}
+    {%- if side_table_exists('links_seen') %}
     select {{ links_seen_columns() }} from {{ side_table('links_seen') }}
     {%- else %}
     select {{ links_seen_columns() }} from {{ ref('int_order_links_explicit') }} where 1 = 0
@@ -68,7 +56,7 @@ with signals_now as (
 ),
 
 signals_before as (
-    {%- if have_seen_copies() %}
+    {%- if side_table_exists('signals_seen') %}
     select account_id, signal_id, action from {{ side_table('signals_seen') }}
     {%- else %}
     select account_id, signal_id, action from {{ source('raw', 'signals') }} where 1 = 0
@@ -154,11 +142,6 @@ from {{ side_table('changed_signals') }} as c
     account_id, match_ref, signal_id, role, order_id, client_order_id, match_symbol
 {%- endmacro %}
 
-{#- The newest `built_ms` this model holds (-1 when empty): its consumers' watermark. -#}
-{% macro newest_build_stamp() -%}
-    (select coalesce(max(built_ms), -1) from {{ this }})
-{%- endmacro %}
-
 {#- Pre-hook: add the orders to resolve to `__pending` (created empty on the first incremental run;
     what a failed run left there stays). A full refresh resolves every order: it drops the table. -#}
 {% macro add_pending_links() -%}
@@ -238,8 +221,6 @@ from {{ side_table('changed_signals') }} as c
   successful run took (`__accounts_seen`).
 -#}
 {% macro legs_linked_plan_sql() -%}
-    {%- set seen = side_table('accounts_seen') -%}
-    {%- set have_copy = adapter.get_relation(seen.database, seen.schema, seen.identifier) is not none -%}
 with suffixes as (
     {{ consumer_rebuild_plan_sql(ref('int_exchange_legs')) }}
 ),
@@ -249,8 +230,8 @@ accounts_now as (
 ),
 
 accounts_before as (
-    {%- if have_copy %}
-    select account_id, position_mode from {{ seen }}
+    {%- if side_table_exists('accounts_seen') %}
+    select account_id, position_mode from {{ side_table('accounts_seen') }}
     {%- else %}
     select account_id, position_mode from {{ ref('stg_binance__accounts') }} where 1 = 0
     {%- endif %}
@@ -263,11 +244,8 @@ changed_accounts as (
 ),
 
 planned as (
+    -- a stored key the legs no longer have is in `suffixes` already (from episode 0)
     select account_id, exchange_position_key, from_episode_no from suffixes
-    union all
-    select distinct h.account_id, h.exchange_position_key, 0 as from_episode_no
-    from {{ this }} as h
-    inner join changed_accounts as c on h.account_id = c.account_id
     union all
     select distinct l.account_id, l.exchange_position_key, 0 as from_episode_no
     from {{ ref('int_exchange_legs') }} as l

@@ -61,6 +61,14 @@ order_ids as (
             where t.account_id = p.account_id and t.symbol = p.symbol and t.order_id = p.order_id
         )
 ),
+{%- else %}
+
+order_ids as (
+    select account_id, symbol, order_id from orders
+    union
+    select distinct account_id, symbol, order_id from trades
+),
+{%- endif %}
 
 algo_orders as (
     -- whatever its status (TRIGGERED, then FINISHED), an algo order names the same actualOrderId.
@@ -69,25 +77,13 @@ algo_orders as (
     -- view's window is evaluated per order (253 s for 8,956 orders after 20 days)
     select distinct a.account_id, a.symbol, a.actual_order_id, a.client_algo_id
     from {{ source('raw', 'futures_algo_orders') }} as a
+    {%- if is_incremental() %}
     inner join order_ids as ids
         on a.account_id = ids.account_id and a.symbol = ids.symbol and a.actual_order_id = ids.order_id
+    {%- else %}
+    where a.actual_order_id is not null
+    {%- endif %}
 ),
-{%- else %}
-
-order_ids as (
-    select account_id, symbol, order_id from orders
-    union
-    select distinct account_id, symbol, order_id from trades
-),
-
-algo_orders as (
-    -- whatever its status (TRIGGERED, then FINISHED), an algo order names the same actualOrderId
-    -- (raw keeps one version per algo order, as the incremental branch reads it)
-    select distinct account_id, symbol, actual_order_id, client_algo_id
-    from {{ source('raw', 'futures_algo_orders') }}
-    where actual_order_id is not null
-),
-{%- endif %}
 
 with_client_ids as (
     select
