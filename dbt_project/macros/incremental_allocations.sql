@@ -1,7 +1,8 @@
 {#-
   The allocation chain, incremental by scope (issue 14): int_position_episodes, int_exit_allocations,
-  int_fill_allocations_linked, int_episode_reallocations, int_fill_allocations and
-  fct_fill_allocations rebuild, each hour, only the episodes and strategy positions of
+  int_fill_allocations_linked, int_episode_reallocations, int_fill_allocations,
+  int_holding_intervals and fct_fill_allocations (the last, so that its record of completion
+  covers the others) rebuild, each hour, only the episodes and strategy positions of
   int_allocation_scope, never the whole history.
 
   Why a scope is exact. Join every strategy position to the episodes its legs are in: the

@@ -44,6 +44,9 @@ COMPARED = (
     ("intermediate", "int_legs_linked"),
     ("intermediate", "int_exchange_leg_averages"),
     *CHAIN,
+    ("intermediate", "int_holding_intervals"),
+    ("intermediate", "int_funding_holders"),
+    ("intermediate", "int_funding_allocations"),
     ("marts", "strategy_positions"),
     ("marts", "exchange_positions"),
     ("marts", "position_contributions"),
@@ -362,3 +365,112 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
 
     run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
     assert snapshot(warehouse_settings, LINK_MODELS) == incremental
+
+
+FUNDING_MODELS = (
+    ("intermediate", "int_holding_intervals"),
+    ("intermediate", "int_funding_holders"),
+    ("intermediate", "int_funding_allocations"),
+)
+
+
+def test_hourly_funding_rebuilds_only_the_records_whose_holders_changed_and_equals_a_full_refresh(
+    warehouse_settings, tmp_path
+):
+    """Each hour the funding holders and shares are rebuilt only for the FUNDING_FEE records that
+    are new or changed, or whose time lies where a holding changed — and equal a full refresh,
+    also after a late edit of an old fill, an edited funding record, and a run that stopped
+    between the holders and the shares."""
+    logging.getLogger("ingestion").setLevel(logging.WARNING)
+    full = tmp_path / "full"
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    cfg = GenerateConfig(
+        out=full, days=2, strategies=3, symbols=("BTCUSDT", "ETHUSDT"), seed=13, mode="hedge", start=start
+    )
+    generate(cfg)
+    first_cut = int(start.timestamp() * 1000) + DAY_MS
+    select = ["--quiet", "-s", "+int_funding_allocations", "+fct_fill_allocations"]
+
+    def counts() -> tuple[int, int]:
+        [row] = query(
+            warehouse_settings,
+            "select (select count(*) from {intermediate}.int_funding_holders__rebuilt) as rebuilt, "
+            "(select count(*) from {raw}.income where income_type = 'FUNDING_FEE') as total",
+        )
+        return int(row["rebuilt"]), int(row["total"])
+
+    load_replay(cut_replay(full, tmp_path / "cut0", first_cut), warehouse_settings)
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    rebuilt = []
+    for step in range(1, 5):  # four 4-hour loads: a funding time (every 8 h) in every other one
+        load_replay(cut_replay(full, tmp_path / f"cut{step}", first_cut + step * 4 * 3_600_000), warehouse_settings)
+        run_dbt(warehouse_settings, "run", extra_args=select)
+        rebuilt.append(counts())
+    # the hour's records, and those of the hours in which a held position changed: never all of them
+    assert all(n < total for n, total in rebuilt), rebuilt
+    assert any(n > 0 for n, _ in rebuilt), rebuilt
+    assert len(fetch_rows(warehouse_settings, "intermediate", "int_funding_allocations")) > 0
+
+    # the rest arrives, but the run stops after the holders: the shares catch up next run
+    load_replay(full, warehouse_settings)
+    run_dbt(warehouse_settings, "run", extra_args=["--quiet", "-s", "+int_funding_holders", "+fct_fill_allocations"])
+    assert counts()[0] == rebuilt[-1][0]  # the shares did not run: `__rebuilt` is the last run's
+    run_dbt(warehouse_settings, "run", extra_args=select)
+
+    # a late edit of the first fill's quantity reaches every later record of its symbol that a
+    # holding of its position covers; an edited record is rebuilt though no holding changed
+    [first] = query(
+        warehouse_settings,
+        "select symbol, trade_id, trade_time_ms from {raw}.futures_trades order by trade_time_ms, trade_id limit 1",
+    )
+    query(
+        warehouse_settings,
+        f"update {{raw}}.futures_trades set qty = qty + 0.001 "
+        f"where symbol = '{first['symbol']}' and trade_id = {first['trade_id']}",
+    )
+    [record] = query(
+        warehouse_settings,
+        "select tran_id from {raw}.income where income_type = 'FUNDING_FEE' "
+        "order by income_time_ms desc, tran_id limit 1",
+    )
+    query(
+        warehouse_settings,
+        "update {raw}.income set income = income * 2 "
+        f"where income_type = 'FUNDING_FEE' and tran_id = {record['tran_id']}",
+    )
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    n, total = counts()
+    assert 0 < n <= total
+
+    # a position's closing fill moved past the next funding time: the position now holds at that
+    # record, though its holding starts and its quantity stay the same (only the end moved)
+    closing = query(
+        warehouse_settings,
+        "select a.symbol, a.trade_id, min(f.income_time_ms) as funding_ms, min(f.tran_id) as tran_id "
+        "from {intermediate}.int_holding_intervals as h "
+        "inner join {intermediate}.int_fill_allocations_linked as a on a.strategy_position_id = h.strategy_position_id "
+        "and a.trade_time_ms = h.until_ms and a.allocation_type = 'exit' "
+        "inner join {raw}.income as f on f.account_id = h.account_id and f.symbol = h.symbol "
+        "and f.income_type = 'FUNDING_FEE' and f.income_time_ms > h.until_ms "
+        "and f.income_time_ms < h.until_ms + 3600000 "
+        "where h.bucket_episode_id is null and not exists (select 1 from {intermediate}.int_holding_intervals as x "
+        "where x.strategy_position_id = h.strategy_position_id and x.from_ms >= h.until_ms) "
+        "group by a.symbol, a.trade_id order by 3, 1, 2 limit 1",
+    )
+    assert closing, "no position closed within the hour before a funding time"
+    [moved] = closing
+    query(
+        warehouse_settings,
+        f"update {{raw}}.futures_trades set trade_time_ms = {int(moved['funding_ms']) + 1} "
+        f"where symbol = '{moved['symbol']}' and trade_id = {moved['trade_id']}",
+    )
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    assert {"tran_id": str(moved["tran_id"])} in [
+        {"tran_id": str(r["tran_id"])}
+        for r in fetch_rows(warehouse_settings, "intermediate", "int_funding_holders__rebuilt")
+    ]
+    incremental = snapshot(warehouse_settings, FUNDING_MODELS)
+    assert any(dict(r)["tran_id"] == str(record["tran_id"]) for r in incremental["int_funding_allocations"])
+
+    run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
+    assert snapshot(warehouse_settings, FUNDING_MODELS) == incremental

@@ -1,7 +1,14 @@
-{{ config(post_hook=[
-    "{{ add_index(['account_id', 'tran_id']) }}",
-    "{{ add_index(['strategy_position_id']) }}",
-]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_affected_funding() }}",
+    post_hook=[
+        "{{ add_index(['account_id', 'tran_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ clear_affected_funding() }}",
+    ],
+) }}
 
 -- SPEC §4.4 funding, step 2: each FUNDING_FEE income is shared among its holders
 -- (int_funding_holders) pro rata by signed quantity (18 decimals, the last position by id
@@ -9,8 +16,14 @@
 -- so this only happens when the books lack that position, e.g. funding of a key open before
 -- the ingested history, ahead of its first ingested fill (SPEC §4.1 opening state) — stays
 -- account-level (§4.5): it has no row here and lands in the mart account_pnl.
+-- Incremental by funding record: the records int_funding_holders rebuilt this run
+-- (macros/incremental_funding.sql).
 with holders as (
-    select * from {{ ref('int_funding_holders') }}
+    select h.* from {{ ref('int_funding_holders') }} as h
+    {%- if is_incremental() %}
+    inner join (select distinct account_id, tran_id from {{ affected_funding() }}) as a
+        on h.account_id = a.account_id and h.tran_id = a.tran_id
+    {%- endif %}
 ),
 
 ranked as (

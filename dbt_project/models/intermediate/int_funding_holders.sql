@@ -1,90 +1,81 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ add_affected_funding() }}",
+    post_hook=[
+        "{{ add_index(['account_id', 'tran_id']) }}",
+        "{{ renew_funding_seen() }}",
+    ],
+) }}
+
 -- SPEC §4.4 funding, step 1: for each FUNDING_FEE income, the strategy positions and buckets
--- holding the symbol at the funding time, with their signed open quantity. Holdings change
--- at the fill time, or at the episode end for quantity the episode-end rule moved.
--- A holding interval [from, until) covers a funding event when from <= t < until. Instead of
--- that range join (funding events x every interval of the symbol, quadratic on MariaDB), the
--- funding events of each account and symbol are numbered in time order, each interval learns
--- how many events came before its start, and an interval covers the events numbered after
--- its own count up to the next interval's count: an equality join on (account, symbol)
--- restricted to the few intervals that cover any event.
-{{ config(post_hook="{{ add_index(['account_id', 'tran_id']) }}") }}
-
-with allocations as (
-    select * from {{ ref('int_fill_allocations_linked') }}
+-- holding the symbol at the funding time (an interval of int_holding_intervals with
+-- from_ms <= t < until_ms), with their signed open quantity.
+-- Incremental by funding record (macros/incremental_funding.sql): an hourly run looks up only
+-- the records whose holders can have changed, each in the intervals' (account, symbol, until_ms)
+-- index. A full build numbers the records of each account and symbol in time order instead,
+-- and each interval learns how many records came before its start and before its end: it
+-- covers the records numbered in between, an equality join on (account, symbol) instead of
+-- a range join of every record with every interval (quadratic on MariaDB).
+with intervals as (
+    select * from {{ ref('int_holding_intervals') }}
 ),
 
-reallocations as (
-    select * from {{ ref('int_episode_reallocations') }}
+{%- if is_incremental() %}
+
+funding as (
+    select e.account_id, e.tran_id, e.symbol, e.income_time_ms, e.amount
+    from {{ side_table('events_now') }} as e
+    inner join (select distinct account_id, tran_id from {{ side_table('affected') }}) as a
+        on e.account_id = a.account_id and e.tran_id = a.tran_id
 ),
 
-signals as (
-    select * from {{ ref('stg_signals__signals') }}
-),
+final as (
+    select
+        f.account_id,
+        f.tran_id,
+        f.symbol,
+        f.income_time_ms,
+        f.amount,
+        h.strategy_position_id,
+        h.open_quantity * h.direction as signed_quantity
+    from funding as f
+    {{ straight_join() }} intervals as h
+        on h.account_id = f.account_id
+        and h.symbol = f.symbol
+        and h.until_ms > f.income_time_ms
+        and h.from_ms <= f.income_time_ms
+)
+
+{%- else %}
 
 funding as (
     select
-        *,
+        account_id,
+        tran_id,
+        symbol,
+        income_time_ms,
+        amount,
         row_number() over (partition by account_id, symbol order by income_time_ms, tran_id) as funding_seq
     from {{ ref('stg_binance__income') }}
     where income_type = 'FUNDING_FEE'
 ),
 
-directions as (
-    select distinct
-        a.strategy_position_id,
-        a.account_id,
-        a.symbol,
-        case
-            when a.strategy_position_id like 'unattributed:%' then a.episode_dir
-            when s.side = 'SHORT' then -1
-            else 1
-        end as direction
-    from allocations as a
-    left join signals as s on a.strategy_position_id = s.signal_id
-),
-
-deltas as (
-    select
-        strategy_position_id,
-        trade_time_ms as effective_time_ms,
-        case when allocation_type = 'entry' then quantity else -quantity end as delta
-    from allocations
-    union all
-    select strategy_position_id, effective_time_ms, -quantity as delta
-    from reallocations
-    union all
-    select concat('unattributed:', exchange_position_id), effective_time_ms, quantity as delta
-    from reallocations
-),
-
-per_time as (
-    select strategy_position_id, effective_time_ms, sum(delta) as delta
-    from deltas
-    group by strategy_position_id, effective_time_ms
-),
-
-intervals as (
-    select
-        p.strategy_position_id,
-        d.account_id,
-        d.symbol,
-        d.direction,
-        p.effective_time_ms as from_ms,
-        sum(p.delta) over (
-            partition by p.strategy_position_id order by p.effective_time_ms
-            rows between unbounded preceding and current row
-        ) as open_quantity
-    from per_time as p
-    inner join directions as d on p.strategy_position_id = d.strategy_position_id
-),
-
 timeline as (
-    -- interval starts and funding events per account and symbol; at equal times a start sorts
-    -- first, so the running count at a start is the number of events strictly before it
-    select account_id, symbol, strategy_position_id, direction, open_quantity, from_ms as at_ms, 0 as is_funding
+    -- interval starts and ends and funding events per account and symbol; at equal times a
+    -- start or end sorts first, so the running count there is the number of events strictly
+    -- before it; an interval's end sorts before the same position's next start
+    select
+        account_id, symbol, strategy_position_id, direction, open_quantity,
+        from_ms as at_ms, 0 as is_funding, 0 as is_end
     from intervals
     union all
-    select account_id, symbol, null, null, null, income_time_ms, 1
+    select account_id, symbol, strategy_position_id, direction, open_quantity, until_ms, 0, 1
+    from intervals
+    where until_ms < {{ holding_open_until_ms() }}
+    union all
+    select account_id, symbol, null, null, null, income_time_ms, 1, 0
     from funding
 ),
 
@@ -105,9 +96,10 @@ spans as (
         symbol,
         direction,
         open_quantity,
+        is_end,
         events_before as after_seq,
-        -- events before the next interval's start = before this interval's end (none: still open)
-        lead(events_before) over (partition by strategy_position_id order by at_ms) as through_seq
+        -- at a start, the count at its end (none: still open)
+        lead(events_before) over (partition by strategy_position_id order by at_ms asc, is_end desc) as through_seq
     from counted
     where is_funding = 0
 ),
@@ -115,7 +107,7 @@ spans as (
 covering as (
     select *
     from spans
-    where open_quantity <> 0 and (through_seq is null or through_seq > after_seq)
+    where is_end = 0 and (through_seq is null or through_seq > after_seq)
 ),
 
 final as (
@@ -134,5 +126,7 @@ final as (
         and f.funding_seq > c.after_seq
         and (c.through_seq is null or f.funding_seq <= c.through_seq)
 )
+
+{%- endif %}
 
 select * from final

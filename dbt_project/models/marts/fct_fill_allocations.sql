@@ -9,6 +9,8 @@
     ],
 ) }}
 -- depends_on: {{ ref('int_allocation_scope') }}
+-- the chain completes last: int_holding_intervals reads the same scope
+-- depends_on: {{ ref('int_holding_intervals') }}
 
 -- The atomic fact of SPEC §4.2: each fill (leg) split into allocations whose quantities
 -- sum to the leg's quantity, with its commission and Binance realizedPnl shares.
