@@ -154,3 +154,63 @@
     {%- endif -%}
     select 1
 {%- endmacro %}
+
+{#-
+  Models after the chain that are incremental by the same scope (position_contributions). Such a
+  model is exact by scope only if it consumed every scope since the one it last completed: its
+  post-hook `mark_scope_consumed()` records the scope's `upto_ms` in `int_allocation_scope__done_<model>`
+  (beside the scope, not in the marts), and a run
+  whose scope starts from that mark (`__since.since_ms`) rebuilds the scope; any other run — the
+  model was left out of a run, failed, or the scope covers everything — rebuilds it whole.
+-#}
+
+{#- Where this consumer records the scope it consumed. -#}
+{% macro consumer_done_table() -%}
+    {{ return(model_side_table('int_allocation_scope', 'done_' ~ this.identifier)) }}
+{%- endmacro %}
+
+{#- 'scope' or 'all': what this consumer rebuilds this run (see above). -#}
+{% macro scope_consumer_mode() -%}
+    {%- if not is_incremental() or not execute -%}
+        {{ return('all') }}
+    {%- endif -%}
+    {%- set since = model_side_table('int_allocation_scope', 'since') -%}
+    {%- set done = consumer_done_table() -%}
+    {%- if not relation_exists(since) or not relation_exists(done) -%}
+        {{ return('all') }}
+    {%- endif -%}
+    {%- set row = run_query('select (select max(since_ms) from ' ~ since ~ '), (select max(done_ms) from ' ~ done ~ ')').rows[0] -%}
+    {%- if row[0] is none or row[1] is none or (row[0] | int) < 0 or (row[0] | int) != (row[1] | int) -%}
+        {{ return('all') }}
+    {%- endif -%}
+    {{ return('scope') }}
+{%- endmacro %}
+
+{#- A consumer's pre-hook: delete its rows of the scope's nodes, or all of them. -#}
+{% macro delete_consumer_scope(column, node_type='episode') -%}
+    {%- if is_incremental() and scope_consumer_mode() == 'all' -%}
+    delete from {{ this }}
+    {%- else -%}
+    {{ delete_allocation_scope(column, node_type) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- In a consumer's select: the scope join when it rebuilds the scope. -#}
+{% macro in_consumer_scope(column, node_type='episode') -%}
+    {%- if scope_consumer_mode() == 'scope' -%}
+    {{ in_allocation_scope(column, node_type) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A consumer's post-hook: it consumed the scope up to `__since.upto_ms`, rebuilding the scope
+    or everything (`rebuilt`, for inspection). -#}
+{% macro mark_scope_consumed() -%}
+    {%- if execute -%}
+    {%- set since = model_side_table('int_allocation_scope', 'since') -%}
+    {%- set mode = scope_consumer_mode() -%}
+    {%- do run_query('drop table if exists ' ~ consumer_done_table()) -%}
+    {%- do run_query(stratpos_statement_settings() ~ ' create table ' ~ consumer_done_table()
+        ~ " as select upto_ms as done_ms, '" ~ mode ~ "' as rebuilt from " ~ since) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}

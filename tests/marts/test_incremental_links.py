@@ -17,7 +17,12 @@ from tests.dbt.replay_split import cut_replay
 from tests.marts.test_incremental import CHAIN, DAY_MS, _filter_jsonl, hash_id, scope_size, snapshot
 from tests.reconciliation.helpers import query
 
-LINK_MODELS = (("intermediate", "int_order_links_resolved"), ("intermediate", "int_legs_linked"), *CHAIN)
+LINK_MODELS = (
+    ("intermediate", "int_order_links_resolved"),
+    ("intermediate", "int_legs_linked"),
+    *CHAIN,
+    ("marts", "position_contributions"),
+)
 
 
 def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_full_refresh(warehouse_settings, tmp_path):
@@ -34,7 +39,7 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
     )
     generate(cfg)
     first_cut = int(start.timestamp() * 1000) + DAY_MS
-    select = ["--quiet", "-s", "+fct_fill_allocations"]
+    select = ["--quiet", "-s", "+fct_fill_allocations", "+position_contributions"]
 
     def late_signal(r):  # signals name their id `signal_id` or `id` (SPEC §3.1)
         return hash_id(r.get("signal_id") or r["id"]) % 3 == 0

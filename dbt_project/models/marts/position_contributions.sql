@@ -1,14 +1,26 @@
-{{ config(post_hook=[
-    "{{ add_index(['contribution_id']) }}",
-    "{{ add_index(['strategy_position_id']) }}",
-    "{{ add_index(['exchange_position_id']) }}",
-]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append' if target.type == 'duckdb' else none,
+    on_schema_change='fail',
+    pre_hook="{{ delete_consumer_scope('exchange_position_id', 'episode') }}",
+    post_hook=[
+        "{{ add_index(['contribution_id']) }}",
+        "{{ add_index(['strategy_position_id']) }}",
+        "{{ add_index(['exchange_position_id']) }}",
+        "{{ mark_scope_consumed() }}",
+    ],
+) }}
+-- depends_on: {{ ref('int_allocation_scope') }}
 
 -- SPEC §4.4: one row per strategy position and episode it entered: how much it put into
 -- the shared exchange position, in which order, and what it earned by its own entry
 -- price versus what Binance's average-entry accounting booked for its exits.
+-- Incremental by the allocation chain's scope (macros/incremental_allocations.sql): a row reads
+-- its position's allocations, the legs of its episode and the columns of strategy_positions
+-- that follow from those allocations and the signal alone, all inside the position's component.
 with allocations as (
-    select * from {{ ref('int_fill_allocations') }}
+    select a.* from {{ ref('int_fill_allocations') }} as a
+    {{- in_consumer_scope('a.exchange_position_id') }}
 ),
 
 legs as (
