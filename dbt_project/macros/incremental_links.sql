@@ -12,8 +12,9 @@
     3. an explicit link record matching it was added, dropped or changed (a later record's claim
        of the same order, a signal that brought the symbol a record without one matches on);
     4. a signal its convention ids (`{signal_id}-{code}`) or its explicit link name appeared or
-       changed (the last does not change this row, but the leg's role follows the signal's action
-       downstream: the row is stamped anew, and consumers re-read it).
+       changed (the last does not change this row, but the leg's role follows the signal's action,
+       and the allocations its strategy, downstream: the row is stamped anew, and consumers re-read
+       it).
   1 compares the orders with the stored rows (by key), 2 the algo orders likewise; 1's fills are
   the orders not stored among the legs int_exchange_legs wrote since this table's newest row (a new
   fill of a stored order changes nothing: a link never reads fills); 3 and 4 compare the explicit
@@ -52,14 +53,14 @@ select * from (select * from links_before except select * from links_now) as dro
     the staging view only renames them, and MariaDB would evaluate it whole. -#}
 {% macro changed_signals_sql() -%}
 with signals_now as (
-    select account_id, signal_id, action from {{ side_table('signals_now') }}
+    select {{ signals_seen_columns() }} from {{ side_table('signals_now') }}
 ),
 
 signals_before as (
-    {%- if side_table_exists('signals_seen') %}
-    select account_id, signal_id, action from {{ side_table('signals_seen') }}
+    {%- if side_table_exists('signals_seen') and signals_seen_is_current() %}
+    select {{ signals_seen_columns() }} from {{ side_table('signals_seen') }}
     {%- else %}
-    select account_id, signal_id, action from {{ source('raw', 'signals') }} where 1 = 0
+    select {{ signals_seen_columns() }} from {{ source('raw', 'signals') }} where 1 = 0
     {%- endif %}
 )
 
@@ -138,6 +139,26 @@ from {{ side_table('changed_signals') }} as c
 {{ straight_join() }} {{ this }} as s on s.account_id = c.account_id and s.strategy_position_id = c.signal_id
 {%- endmacro %}
 
+{#- The signal columns a link or a downstream incremental model reads: the action (and the side it
+    implies), the strategy (fct_fill_allocations, position_contributions) and the symbol. -#}
+{% macro signals_seen_columns() -%}
+    account_id, signal_id, action, strategy_id, symbol
+{%- endmacro %}
+
+{#- Whether the stored copy has every compared column: a copy from a version that compared fewer
+    counts as missing, so every signal is new to this run once. -#}
+{% macro signals_seen_is_current() -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set relation = side_table('signals_seen') -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.columns where table_schema = '" ~ relation.schema
+        ~ "' and table_name = '" ~ relation.identifier ~ "' and column_name in ('strategy_id', 'symbol')"
+    ) -%}
+    {{ return(found.rows[0][0] | int == 2) }}
+{%- endmacro %}
+
 {% macro links_seen_columns() -%}
     account_id, match_ref, signal_id, role, order_id, client_order_id, match_symbol
 {%- endmacro %}
@@ -174,7 +195,7 @@ from {{ side_table('changed_signals') }} as c
 {% macro take_links_now() -%}
     {%- set sources = [
         ('links_now', 'select ' ~ links_seen_columns() ~ ' from ' ~ ref('int_order_links_explicit')),
-        ('signals_now', 'select account_id, signal_id, action from ' ~ source('raw', 'signals')),
+        ('signals_now', 'select ' ~ signals_seen_columns() ~ ' from ' ~ source('raw', 'signals')),
     ] -%}
     {%- for name, sql in sources -%}
         {%- do run_query('drop table if exists ' ~ side_table(name)) -%}

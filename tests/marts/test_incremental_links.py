@@ -144,6 +144,28 @@ def test_hourly_runs_resolve_only_the_orders_whose_links_changed_and_equal_a_ful
     run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
     assert snapshot(warehouse_settings, LINK_MODELS) == incremental
 
+    # a signal's strategy corrected in raw: only its orders are resolved again, and its allocations
+    # and contributions name the new strategy
+    [renamed] = query(
+        warehouse_settings,
+        "select strategy_position_id from {marts}.position_contributions order by strategy_position_id limit 1",
+    )
+    query(
+        warehouse_settings,
+        "update {raw}.signals set strategy_id = 'renamed_strategy' "
+        f"where signal_id = '{renamed['strategy_position_id']}'",
+    )
+    run_dbt(warehouse_settings, "run", extra_args=select)
+    assert 0 < rebuilt("int_order_links_resolved", "rebuilt")[0] < rebuilt("int_order_links_resolved", "rebuilt")[1]
+    incremental = snapshot(warehouse_settings, LINK_MODELS)
+    assert {
+        dict(r)["strategy_id"]
+        for r in incremental["position_contributions"]
+        if dict(r)["strategy_position_id"] == renamed["strategy_position_id"]
+    } == {"renamed_strategy"}
+    run_dbt(warehouse_settings, "run", full_refresh=True, extra_args=select)
+    assert snapshot(warehouse_settings, LINK_MODELS) == incremental
+
     # the account switched position mode (Binance allows it when flat): every leg says so
     query(warehouse_settings, "update {raw}.accounts set position_mode = 'one_way'")
     run_dbt(warehouse_settings, "run", extra_args=select)
