@@ -145,9 +145,8 @@
 
 {#- fct_fill_allocations' post-hook: the chain completed up to the scope's `upto_ms`. -#}
 {% macro mark_allocations_done() -%}
-    {%- set scope = ref('int_allocation_scope') -%}
-    {%- set done = scope.incorporate(path={"identifier": scope.identifier ~ '__done'}) -%}
-    {%- set since = scope.incorporate(path={"identifier": scope.identifier ~ '__since'}) -%}
+    {%- set done = model_side_table('int_allocation_scope', 'done') -%}
+    {%- set since = model_side_table('int_allocation_scope', 'since') -%}
     {%- if execute -%}
     {%- do run_query('drop table if exists ' ~ done) -%}
     {%- do run_query(stratpos_statement_settings() ~ ' create table ' ~ done ~ ' as select upto_ms as done_ms from ' ~ since) -%}

@@ -35,22 +35,6 @@
     strategy_position_id, account_id, symbol, direction, from_ms, until_ms, open_quantity
 {%- endmacro %}
 
-{#- The side table of another model (`<model>__<name>`), found through its ref. -#}
-{% macro model_side_table(model, name) -%}
-    {%- set relation = ref(model) -%}
-    {{ return(relation.incorporate(path={"identifier": relation.identifier ~ '__' ~ name})) }}
-{%- endmacro %}
-
-{#- Whether a table exists now: asked of the warehouse, not of dbt's relation cache, which does
-    not know the side tables another model's hooks created during this run. -#}
-{% macro relation_exists(relation) -%}
-    {%- set found = run_query(
-        "select count(*) from information_schema.tables where table_schema = '" ~ relation.schema
-        ~ "' and table_name = '" ~ relation.identifier ~ "'"
-    ) -%}
-    {{ return(found.rows[0][0] | int > 0) }}
-{%- endmacro %}
-
 {#- int_holding_intervals' first pre-hook. Incremental: keep the stored intervals of the scope's
     positions and buckets in `__old` (those of a position a failed run left there stay: they are
     what the last comparison saw). Otherwise: every symbol the stored table holds (and a failed
@@ -157,6 +141,7 @@
     {%- do run_query(add_index(['account_id', 'symbol', 'income_time_ms'], now)) -%}
     {%- do run_query(prefix ~ ' create table if not exists ' ~ affected ~ ' as select account_id, tran_id from ' ~ now ~ ' where 1 = 0') -%}
     {%- set have_seen = relation_exists(seen) -%}
+    {%- set have_touched = relation_exists(touched) -%}
     {%- if is_incremental() -%}
         {%- set changed -%}
         {%- if have_seen %}
@@ -166,7 +151,7 @@
         {%- else %}
         select account_id, tran_id from {{ now }}
         {%- endif -%}
-        {%- if relation_exists(touched) %}
+        {%- if have_touched %}
         union
         select e.account_id, e.tran_id
         from {{ touched }} as t
@@ -188,7 +173,7 @@
     {%- endif -%}
     {%- do run_query(prefix ~ ' insert into ' ~ affected ~ ' (account_id, tran_id) ' ~ changed) -%}
     {%- do run_query(add_index(['account_id', 'tran_id'], affected)) -%}
-    {%- if relation_exists(touched) -%}
+    {%- if have_touched -%}
         {%- do run_query('delete from ' ~ touched) -%}
     {%- endif -%}
     {%- endif -%}

@@ -38,13 +38,34 @@
     these few rows (MariaDB flattened them into the join over every fill and ran them per row of
     it) and the join over every fill runs once. -#}
 {% macro side_table(name) -%}
-    {{ return(this.incorporate(path={"identifier": this.identifier ~ '__' ~ name})) }}
+    {{ return(side_table_of(this, name)) }}
 {%- endmacro %}
 
-{#- Whether the side table exists (one kept from an earlier run). -#}
+{#- The side table of another model (`<model>__<name>`), found through its ref. -#}
+{% macro model_side_table(model, name) -%}
+    {{ return(side_table_of(ref(model), name)) }}
+{%- endmacro %}
+
+{% macro side_table_of(relation, name) -%}
+    {{ return(relation.incorporate(path={"identifier": relation.identifier ~ '__' ~ name})) }}
+{%- endmacro %}
+
+{#- Whether the side table exists. -#}
 {% macro side_table_exists(name) -%}
-    {%- set relation = side_table(name) -%}
-    {{ return(adapter.get_relation(relation.database, relation.schema, relation.identifier) is not none) }}
+    {{ return(relation_exists(side_table(name))) }}
+{%- endmacro %}
+
+{#- Whether a table exists now: asked of the warehouse, not of dbt's relation cache, which does
+    not know the side tables another model's hooks created during this run. -#}
+{% macro relation_exists(relation) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.tables where table_schema = '" ~ relation.schema
+        ~ "' and table_name = '" ~ relation.identifier ~ "'"
+    ) -%}
+    {{ return(found.rows[0][0] | int > 0) }}
 {%- endmacro %}
 
 {#- A pre-hook, after `drop table if exists {{ side_table(name) }}`: the side table from `sql` on an
